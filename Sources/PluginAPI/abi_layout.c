@@ -1,0 +1,54 @@
+// Compile-time guard on the ABI's layout: if a change moves any member of a v1 struct, the
+// build fails here instead of silently breaking every plugin already compiled (rule 1 of the
+// header: members are only ever appended).  Offsets are for LP64 (x86_64/aarch64 Linux).
+#include "fedhost_plugin.h"
+
+#define FHP_LAYOUT(type, member, offset) \
+  _Static_assert(offsetof(type, member) == (offset), #type "." #member " moved")
+
+FHP_LAYOUT(fhp_config_key, key, 8);
+FHP_LAYOUT(fhp_config_key, description, 32);
+_Static_assert(sizeof(fhp_config_key) == 40, "fhp_config_key v1 size");
+
+FHP_LAYOUT(fhp_descriptor, kinds, 12);
+FHP_LAYOUT(fhp_descriptor, id, 16);
+FHP_LAYOUT(fhp_descriptor, config_keys, 48);
+FHP_LAYOUT(fhp_descriptor, n_config_keys, 56);
+_Static_assert(sizeof(fhp_descriptor) == 64, "fhp_descriptor v1 size");
+
+FHP_LAYOUT(fhp_update, client_id, 4);
+FHP_LAYOUT(fhp_update, delta, 8);
+FHP_LAYOUT(fhp_update, n_params, 16);
+FHP_LAYOUT(fhp_update, n_samples, 24);
+FHP_LAYOUT(fhp_update, coverage, 32);
+FHP_LAYOUT(fhp_update, metrics, 40);
+FHP_LAYOUT(fhp_update, n_metrics, 48);
+FHP_LAYOUT(fhp_update, flags, 52);
+_Static_assert(sizeof(fhp_update) == 56, "fhp_update v1 size");
+
+FHP_LAYOUT(fhp_host, ctx, 8);
+FHP_LAYOUT(fhp_host, log, 32);
+_Static_assert(sizeof(fhp_host) == 40, "fhp_host v1 size");
+
+FHP_LAYOUT(fhp_initializer_ops, ctx, 8);
+FHP_LAYOUT(fhp_initializer_ops, train_client, 16);
+FHP_LAYOUT(fhp_initializer_ops, last_error, 32);
+_Static_assert(sizeof(fhp_initializer_ops) == 40, "fhp_initializer_ops v1 size");
+
+FHP_LAYOUT(fhp_client_ops, ctx, 8);
+FHP_LAYOUT(fhp_client_ops, n_support, 16);
+FHP_LAYOUT(fhp_client_ops, gradient, 32);
+FHP_LAYOUT(fhp_client_ops, last_error, 48);
+_Static_assert(sizeof(fhp_client_ops) == 56, "fhp_client_ops v1 size");
+
+FHP_LAYOUT(fhp_vtable, create, 8);
+FHP_LAYOUT(fhp_vtable, destroy, 16);
+FHP_LAYOUT(fhp_vtable, last_error, 24);
+FHP_LAYOUT(fhp_vtable, get_extension, 32);
+FHP_LAYOUT(fhp_vtable, aggregate, 40);
+FHP_LAYOUT(fhp_vtable, initialize, 48);
+FHP_LAYOUT(fhp_vtable, adjust_gradient, 56);
+FHP_LAYOUT(fhp_vtable, train_local, 64);
+FHP_LAYOUT(fhp_vtable, save_state, 72);
+FHP_LAYOUT(fhp_vtable, load_state, 80);
+_Static_assert(sizeof(fhp_vtable) == 88, "fhp_vtable v1 size");

@@ -1,0 +1,2 @@
+import PluginAPI
+public func probe() -> UInt32 { FHP_ABI_MAJOR }
