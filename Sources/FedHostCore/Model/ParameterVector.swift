@@ -1,0 +1,47 @@
+/// A flat, contiguous float32 buffer: model parameters, deltas, optimizer moments.
+///
+/// One allocation per vector, 64-byte aligned for SIMD loads; the same memory is handed to
+/// plugins as `global`/`delta` without copying. A reference type on purpose: buffers are
+/// shared between a model, a round and a plugin call, and never copied implicitly.
+public final class ParameterVector: @unchecked Sendable {
+  public let count: Int
+  public let pointer: UnsafeMutablePointer<Float>
+
+  /// A zero-filled vector of `count` elements.
+  public init(count: Int) {
+    precondition(count >= 0)
+    self.count = count
+    let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride,
+                                               alignment: 64)
+    pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    pointer.initialize(repeating: 0, count: max(count, 1))
+  }
+
+  public convenience init(_ values: [Float]) {
+    self.init(count: values.count)
+    values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
+  }
+
+  deinit { pointer.deallocate() }
+
+  public var buffer: UnsafeMutableBufferPointer<Float> { .init(start: pointer, count: count) }
+  public var array: [Float] { Array(buffer) }
+
+  public subscript(index: Int) -> Float {
+    get { pointer[index] }
+    set { pointer[index] = newValue }
+  }
+
+  /// A new vector with the same contents.
+  public func copy() -> ParameterVector {
+    let result = ParameterVector(count: count)
+    result.pointer.update(from: pointer, count: count)
+    return result
+  }
+
+  /// Overwrites this vector with `other`'s contents (same count).
+  public func assign(from other: ParameterVector) {
+    precondition(other.count == count, "vector lengths differ")
+    pointer.update(from: other.pointer, count: count)
+  }
+}
