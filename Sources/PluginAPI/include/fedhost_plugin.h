@@ -283,7 +283,8 @@ typedef struct fhp_vtable {
    * Called by the host's local optimizer after every backward pass on client `client_id`,
    * before the optimizer step.  w_local: the weights being trained; w_global: the global
    * model the client started this round from; grad_inout: dLoss/dw, n_params floats
-   * (host-owned; frozen elements are 0 and must stay 0).  All borrowed for the call.
+   * (host-owned; the host ignores entries of frozen parameters).  All borrowed for the
+   * call.
    * Must be a pure function of its arguments and the config (it runs on many threads). */
   fhp_status (*adjust_gradient)(fhp_instance *instance, uint32_t client_id,
                                 const float *w_local, const float *w_global,
