@@ -248,10 +248,13 @@ typedef struct fhp_vtable {
   /* [serialized] Release an instance.  NULL is a no-op.  Required. */
   void (*destroy)(fhp_instance *instance);
 
-  /* [any-thread for NULL, else serialized] The message of the last failure on `instance`
-   * (or, for NULL, of the last failed create() on the calling thread).  Plugin-owned;
-   * valid until the next call on that instance (or the next create on that thread).
-   * Returns "" (never NULL) when there is no error.  Required. */
+  /* [any-thread] The message of the last failed call on `instance` made ON THE CALLING
+   * THREAD (for NULL: of the last failed create() on the calling thread).  The host reads
+   * it on the thread of the failed call, right after that call returns; because
+   * [concurrent] calls may fail on several threads at once, keep messages per thread
+   * (thread-local storage, or a map keyed by thread id under a lock).  Plugin-owned; valid
+   * until the next call on that instance from that thread.  Returns "" (never NULL) when
+   * there is no error.  Required. */
   const char *(*last_error)(const fhp_instance *instance);
 
   /* [serialized] Optional capabilities by string id, e.g. "org.example.robust-stats/1".
