@@ -1,0 +1,206 @@
+import Foundation
+import PluginAPI
+
+/// Severity of a plugin's log line (`FHP_LOG_*`).
+public enum PluginLogLevel: Int32, Sendable {
+  case debug = 0, info, warn, error
+}
+
+/// One live plugin instance (`fhp_instance`), destroyed when this object is released.
+///
+/// Calls follow the header's threading tags: the `[serialized]` ones (aggregate,
+/// initialize, state) must not overlap on one instance — the federation layer calls them
+/// from one thread — while `adjustGradient` and `trainLocal` may run on many threads.
+public final class PluginInstance: @unchecked Sendable {
+  public let library: PluginLibrary
+  public var id: String { library.descriptor.id }
+  let handle: OpaquePointer
+  private let table: VtableView
+  private let host: UnsafeMutablePointer<fhp_host>
+  private let logSink: Unmanaged<LogSink>
+
+  init(library: PluginLibrary, configJSON: String,
+       log: @escaping @Sendable (PluginLogLevel, String) -> Void) throws {
+    self.library = library
+    table = VtableView(library.vtable)
+    logSink = Unmanaged.passRetained(LogSink(log))
+    host = .allocate(capacity: 1)
+    host.initialize(to: fhp_host(struct_size: UInt32(MemoryLayout<fhp_host>.size), reserved: 0,
+                                 ctx: logSink.toOpaque(), host_name: HostStrings.name,
+                                 host_version: HostStrings.version, log: { ctx, level, message in
+      guard let ctx, let message else { return }
+      let sink = Unmanaged<LogSink>.fromOpaque(ctx).takeUnretainedValue()
+      sink.emit(PluginLogLevel(rawValue: level) ?? .info, String(cString: message))
+    }))
+    var created: OpaquePointer?
+    let status = library.vtable.pointee.create!(host, configJSON, &created)
+    guard status == statusOK, let created else {
+      let message = library.lastError(nil)
+      host.deallocate()
+      logSink.release()
+      throw PluginError.createFailed(path: library.path, id: library.descriptor.id,
+                                     message: message.isEmpty ? statusName(status) : message)
+    }
+    handle = created
+  }
+
+  deinit {
+    library.vtable.pointee.destroy!(handle)
+    host.deallocate()
+    logSink.release()
+  }
+
+  public var supportsAggregate: Bool { table.function(\.aggregate) != nil }
+  public var supportsInitialize: Bool { table.function(\.initialize) != nil }
+  public var supportsAdjustGradient: Bool { table.function(\.adjust_gradient) != nil }
+  public var supportsTrainLocal: Bool { table.function(\.train_local) != nil }
+  public var supportsState: Bool { table.function(\.save_state) != nil && table.function(\.load_state) != nil }
+
+  /// Turns a non-OK status into an error carrying the plugin's message (read on this thread,
+  /// right after the call, as the header requires).
+  func check(_ status: Int32, _ function: String) throws {
+    guard status != statusOK else { return }
+    let message = library.lastError(handle)
+    throw PluginError.callFailed(id: id, function: function, status: status,
+                                 message: message.isEmpty ? "(no message)" : message)
+  }
+
+  private func missing(_ function: String) -> PluginError {
+    .callFailed(id: id, function: function, status: Int32(FHP_E_UNSUPPORTED),
+                message: "not implemented by this plugin")
+  }
+
+  // MARK: aggregator
+
+  /// Aggregates `updates` into `output`; returns each update's effective weight.
+  @discardableResult
+  public func aggregate(round: Int, global: ParameterVector, updates: [ClientUpdate],
+                        into output: ParameterVector) throws -> [Double] {
+    guard let aggregate = table.function(\.aggregate) else { throw missing("aggregate") }
+    guard output.count == global.count, output !== global else {
+      throw PluginError.invalidArgument(id: id, function: "aggregate",
+                                        reason: "output must be a distinct vector of \(global.count) elements")
+    }
+    for update in updates where update.delta.count != global.count {
+      throw PluginError.invalidArgument(
+        id: id, function: "aggregate",
+        reason: "client \(update.clientID) sent \(update.delta.count) parameters, global has \(global.count)")
+    }
+    let keyStorage = MetricKeyStorage(updates.flatMap { $0.metrics.keys })
+    defer { keyStorage.release() }
+    let metricRows: [[fhp_metric]] = updates.map { update in
+      update.metrics.keys.sorted().map { fhp_metric(key: keyStorage[$0], value: update.metrics[$0]!) }
+    }
+    var weights = [Double](repeating: 0, count: updates.count)
+    let status = metricRows.withNestedUnsafeBuffers { metricPointers in
+      let raw = updates.indices.map { index -> fhp_update in
+        let update = updates[index]
+        return fhp_update(struct_size: UInt32(MemoryLayout<fhp_update>.size), client_id: update.clientID,
+                          delta: UnsafePointer(update.delta.pointer), n_params: UInt64(update.delta.count),
+                          n_samples: update.sampleCount,
+                          coverage: update.coverage.map { UnsafePointer($0.pointer) },
+                          metrics: metricPointers[index].baseAddress,
+                          n_metrics: UInt32(metricPointers[index].count), flags: 0)
+      }
+      return raw.withUnsafeBufferPointer { rawUpdates in
+        weights.withUnsafeMutableBufferPointer { weightBuffer in
+          aggregate(handle, UInt32(round), global.pointer, UInt64(global.count), rawUpdates.baseAddress,
+                    UInt32(rawUpdates.count), output.pointer, weightBuffer.baseAddress)
+        }
+      }
+    }
+    withExtendedLifetime(updates) {}
+    try check(status, "aggregate")
+    return weights
+  }
+
+  // MARK: client hook
+
+  /// Lets the plugin edit a local gradient in place (`adjust_gradient`, [concurrent]).
+  public func adjustGradient(clientID: UInt32, local: UnsafePointer<Float>, global: UnsafePointer<Float>,
+                             gradient: UnsafeMutablePointer<Float>, count: Int) throws {
+    guard let adjust = table.function(\.adjust_gradient) else { throw missing("adjust_gradient") }
+    try check(adjust(handle, clientID, local, global, gradient, UInt64(count)), "adjust_gradient")
+  }
+
+  // MARK: state
+
+  /// The plugin's opaque state (empty for a stateless plugin).
+  public func saveState() throws -> [UInt8] {
+    guard let save = table.function(\.save_state) else { return [] }
+    var length: UInt64 = 0
+    try check(save(handle, nil, 0, &length), "save_state")
+    var bytes = [UInt8](repeating: 0, count: Int(length))
+    var written: UInt64 = 0
+    try bytes.withUnsafeMutableBufferPointer { buffer in
+      try check(save(handle, buffer.baseAddress, length, &written), "save_state")
+    }
+    guard written <= length else {
+      throw PluginError.callFailed(id: id, function: "save_state", status: Int32(FHP_E_STATE),
+                                   message: "wrote \(written) bytes into a \(length)-byte buffer")
+    }
+    return Array(bytes.prefix(Int(written)))
+  }
+
+  /// Restores state written by `saveState` of the same plugin.
+  public func loadState(_ bytes: [UInt8]) throws {
+    guard let load = table.function(\.load_state) else {
+      guard bytes.isEmpty else { throw missing("load_state") }
+      return
+    }
+    try bytes.withUnsafeBufferPointer { buffer in
+      try check(load(handle, buffer.baseAddress, UInt64(buffer.count)), "load_state")
+    }
+  }
+
+  /// An extension table by id, or nil.
+  public func extensionTable(_ extensionID: String) -> UnsafeRawPointer? {
+    table.function(\.get_extension)?(handle, extensionID)
+  }
+}
+
+/// Numeric status codes as Swift `Int32` (C's anonymous enums import as `Int`).
+let statusOK = Int32(FHP_OK)
+let statusHostError = Int32(FHP_E_HOST)
+
+/// C strings for the host's name and version, alive for the whole process.
+enum HostStrings {
+  nonisolated(unsafe) static let name = UnsafePointer(strdup("fedhost")!)
+  nonisolated(unsafe) static let version = UnsafePointer(strdup(fedHostVersion)!)
+}
+
+public let fedHostVersion = "0.1.0"
+
+/// Receives a plugin's log lines on any thread.
+final class LogSink: @unchecked Sendable {
+  let emit: @Sendable (PluginLogLevel, String) -> Void
+  init(_ emit: @escaping @Sendable (PluginLogLevel, String) -> Void) { self.emit = emit }
+}
+
+/// NUL-terminated copies of metric keys, alive for one call.
+final class MetricKeyStorage {
+  private var pointers: [String: UnsafeMutablePointer<CChar>] = [:]
+  init(_ keys: [String]) {
+    for key in keys where pointers[key] == nil { pointers[key] = strdup(key) }
+  }
+  subscript(key: String) -> UnsafePointer<CChar> { UnsafePointer(pointers[key]!) }
+  func release() { pointers.values.forEach { free($0) } }
+}
+
+extension Array {
+  /// Calls `body` with stable buffer pointers to every inner array at once.
+  func withNestedUnsafeBuffers<Inner, Result>(
+    _ body: ([UnsafeBufferPointer<Inner>]) throws -> Result
+  ) rethrows -> Result where Element == [Inner] {
+    var pinned: [UnsafeBufferPointer<Inner>] = []
+    pinned.reserveCapacity(count)
+    func pin(_ index: Int) throws -> Result {
+      if index == count { return try body(pinned) }
+      return try self[index].withUnsafeBufferPointer { buffer in
+        pinned.append(buffer)
+        return try pin(index + 1)
+      }
+    }
+    return try pin(0)
+  }
+}
