@@ -3,7 +3,8 @@
 public struct DatasetSpec: Sendable, Equatable {
   /// Where the class comes from.
   public enum Label: Sendable, Equatable {
-    /// One column. Binary tasks need 0/1 values; multi-class tasks use each distinct value as a class.
+    /// One column. Binary tasks need 0/1 values; multi-class tasks use each distinct value (number or
+    /// text) as a class, numbers first in numeric order, then text in sorted order.
     case column(String)
     /// Several 0/1 columns read together as one bit pattern (e.g. `G,C,B,A` → "1001"). A binary
     /// task maps the all-zero pattern to 0 and any other to 1.
@@ -95,32 +96,42 @@ public struct DatasetSpec: Sendable, Equatable {
   }
 
   private func makeLabels(_ table: CSVTable, _ columns: [String]) throws -> ([Int32], [String]) {
-    let file = table.fileName
-    // Each row's class key: the column's text, or the concatenated bits.
-    var keys = [String](repeating: "", count: table.rowCount)
     let isBits: Bool
     if case .bits = label { isBits = true } else { isBits = false }
-    for name in columns {
-      let values = try table.numericColumn(name)
-      for (row, value) in values.enumerated() {
-        if isBits || task == .binary {
-          guard value == 0 || value == 1 else {
-            throw DataError(file: file, line: table.lineNumbers[row],
-                            "column \"\(name)\": \"\(try table.textColumn(name)[row])\" is not 0 or 1")
-          }
+    if !isBits && task == .multiclass {
+      // Any values name classes here, numbers or text ("LG", "LLL"); numbers are canonicalized.
+      let keys = try table.textColumn(columns[0]).map { cell in CSVTable.number(cell).map(Self.canonical) ?? cell }
+      return Self.numbered(keys) { a, b in
+        switch (Double(a), Double(b)) {
+        case let (x?, y?): x < y
+        case (.some, nil): true
+        case (nil, .some): false
+        case (nil, nil): a < b
         }
-        keys[row] += isBits ? (value == 1 ? "1" : "0") : Self.canonical(value)
       }
     }
-
-    if task == .binary {
-      let labels = keys.map { key -> Int32 in key.contains("1") ? 1 : 0 }
-      return (labels, isBits ? ["none", "any"] : ["0", "1"])
+    // 0/1 columns: each row's key is its bit pattern (one bit for a binary label column).
+    var keys = [String](repeating: "", count: table.rowCount)
+    for name in columns {
+      for (row, value) in try table.numericColumn(name).enumerated() {
+        guard value == 0 || value == 1 else {
+          throw DataError(file: table.fileName, line: table.lineNumbers[row],
+                          "column \"\(name)\": \"\(try table.textColumn(name)[row])\" is not 0 or 1")
+        }
+        keys[row] += value == 1 ? "1" : "0"
+      }
     }
-    // Multi-class: classes sorted so that the numbering never depends on row order.
-    let classNames = isBits
-      ? Set(keys).sorted()
-      : Set(keys).sorted { Double($0)! < Double($1)! }
+    if task == .binary {
+      return (keys.map { $0.contains("1") ? 1 : 0 }, isBits ? ["none", "any"] : ["0", "1"])
+    }
+    return Self.numbered(keys, by: <)
+  }
+
+  /// Class indices for `keys`, the classes sorted by `areInIncreasingOrder` so that the numbering
+  /// never depends on row order.
+  private static func numbered(_ keys: [String],
+                               by areInIncreasingOrder: (String, String) -> Bool) -> ([Int32], [String]) {
+    let classNames = Set(keys).sorted(by: areInIncreasingOrder)
     let index = Dictionary(uniqueKeysWithValues: classNames.enumerated().map { ($1, Int32($0)) })
     return (keys.map { index[$0]! }, classNames)
   }

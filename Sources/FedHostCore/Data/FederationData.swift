@@ -27,6 +27,7 @@ public struct FederationData: Sendable, Equatable {
 
   public init(devices: [FederatedDevice], pretraining: LabelledDataset? = nil,
               splits: SplitFractions = SplitFractions(), training: TrainingOverrides = TrainingOverrides()) {
+    precondition(!devices.isEmpty, "a federation needs at least one device")
     self.devices = devices
     self.pretraining = pretraining
     self.splits = splits
@@ -51,6 +52,11 @@ public struct FederationData: Sendable, Equatable {
 public struct SupportQuery: Sendable, Equatable {
   public var support: Samples
   public var query: Samples
+
+  public init(support: Samples, query: Samples) {
+    self.support = support
+    self.query = query
+  }
 
   /// Support then query rows, for methods that do not distinguish them.
   public var combined: Samples { .concatenating([support, query]) }
@@ -138,6 +144,7 @@ public struct PreparedFederation: Sendable, Equatable {
   public var inputWidth: Int { devices[0].train.width }
   /// The common class names (two for a binary task).
   public var classNames: [String] { devices[0].classNames }
+  public var task: DatasetSpec.Task { devices[0].task }
 }
 
 extension FederationSpec {

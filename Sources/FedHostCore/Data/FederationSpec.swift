@@ -224,6 +224,12 @@ public struct FederationSpec: Sendable, Equatable {
     if let clients, !profiles.isEmpty, profiles.count != clients {
       throw node.child("profiles", .null).error("has \(profiles.count) entries for \(clients) clients")
     }
+    var seen = Set<String>()
+    for (index, profile) in profiles.enumerated() {
+      if let name = profile.name, !seen.insert(name).inserted {
+        throw profileNodes[index].child("name", .null).error("\"\(name)\" is used by another client")
+      }
+    }
     return Partition(source: try parseSource(object, node), method: method, clients: clients, profiles: profiles)
   }
 

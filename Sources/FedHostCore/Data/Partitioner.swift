@@ -43,11 +43,8 @@ public enum Partitioner {
       for label in classes {
         var members = byClass[label]!
         random.shuffle(&members)
-        let draws = (0..<clients).map { _ in random.gamma(shape: alpha) }
-        let total = draws.reduce(0, +)
-        // A total of 0 only happens when every draw underflows; spread evenly then.
-        let shares = total > 0 ? draws.map { $0 / total } : Array(repeating: 1 / Double(clients), count: clients)
         var start = 0
+        let shares = random.dirichlet(alpha: alpha, count: clients)
         for (client, size) in Splitter.apportion(members.count, shares).enumerated() {
           parts[client] += members[start..<(start + size)]
           start += size

@@ -43,12 +43,13 @@ struct DataRandom: RandomNumberGenerator {
     return mean + deviation * (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
   }
 
-  /// Gamma(shape, 1) by Marsaglia & Tsang (2000); shapes below 1 use the boost
-  /// Gamma(a) = Gamma(a + 1) · U^(1/a).
-  mutating func gamma(shape: Double) -> Double {
+  /// The logarithm of a Gamma(shape, 1) draw, by Marsaglia & Tsang (2000). Shapes below 1 use the
+  /// boost Gamma(a) = Gamma(a + 1) · U^(1/a), kept in log space because U^(1/a) underflows to 0
+  /// for the tiny α a Dirichlet partition may ask for.
+  mutating func logGamma(shape: Double) -> Double {
     precondition(shape > 0)
     if shape < 1 {
-      return gamma(shape: shape + 1) * pow(1 - unit(), 1 / shape)
+      return logGamma(shape: shape + 1) + log(1 - unit()) / shape
     }
     let d = shape - 1.0 / 3.0
     let c = 1 / (9 * d).squareRoot()
@@ -61,8 +62,17 @@ struct DataRandom: RandomNumberGenerator {
       } while v <= 0
       v = v * v * v
       let u = 1 - unit()
-      if log(u) < 0.5 * x * x + d - d * v + d * log(v) { return d * v }
+      if log(u) < 0.5 * x * x + d - d * v + d * log(v) { return log(d * v) }
     }
+  }
+
+  /// A draw from the symmetric Dirichlet(α, …, α) over `count` categories (normalized gamma draws).
+  mutating func dirichlet(alpha: Double, count: Int) -> [Double] {
+    let logs = (0..<count).map { _ in logGamma(shape: alpha) }
+    let largest = logs.max() ?? 0
+    let weights = logs.map { exp($0 - largest) }
+    let total = weights.reduce(0, +)
+    return weights.map { $0 / total }
   }
 
   /// Uniform integer in 0..<bound (multiply-shift; the bias is below 2^-50 for our sizes).

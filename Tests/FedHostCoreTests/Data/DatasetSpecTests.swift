@@ -29,11 +29,11 @@ struct DataDatasetSpecTests {
     #expect(binary.samples.labels == [1, 0, 1, 1])
   }
 
-  @Test func multiclassColumnOrdersClassesNumerically() throws {
+  @Test func multiclassColumnOrdersNumbersThenText() throws {
     let data = try DatasetSpec(label: .column("y"), task: .multiclass)
-      .makeDataset(from: table("x,y\n1,10\n2,2\n3,2.0\n"))
-    #expect(data.classNames == ["2", "10"])
-    #expect(data.samples.labels == [1, 0, 0])
+      .makeDataset(from: table("x,y\n1,10\n2,2\n3,2.0\n4,LG\n5,LL\n"))
+    #expect(data.classNames == ["2", "10", "LG", "LL"])
+    #expect(data.samples.labels == [1, 0, 0, 2, 3])
   }
 
   @Test func explicitFeaturesKeepTheirOrder() throws {

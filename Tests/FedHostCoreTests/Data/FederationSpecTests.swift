@@ -112,6 +112,8 @@ struct DataFederationSpecTests {
     (#"{"devices": [{"name": "m", "dataset": "a.csv", "label": "y", "label_bits": ["a"]}]}"#,
      #"spec.json: devices[0].label_bits: give either "label" or "label_bits", not both"#),
     (#"[1]"#, "spec.json: expected an object, found an array"),
+    (#"{"partition": {"dataset": "a.csv", "label": "y", "method": "iid", "clients": 2, "profiles": [{"name": "a"}, {"name": "a"}]}}"#,
+     #"spec.json: partition.profiles[1].name: "a" is used by another client"#),
     (#"{"devices": [{"name": "m", "dataset": "a.csv", "label": "y", "pad_to": true}]}"#,
      "spec.json: devices[0].pad_to: expected a number, found a boolean"),
   ])

@@ -167,6 +167,13 @@ struct DataPartitionerTests {
     #expect(largestShare > 0.4)
   }
 
+  @Test func tinyAlphaGivesEachClientAlmostOneClass() throws {
+    let parts = try Partitioner.dirichlet(labels: Self.labels, clients: 6, alpha: 0.01, seed: 3)
+    expectPartition(parts, of: Self.labels.count)
+    let classesPerClient = parts.map { Set($0.map { Self.labels[$0] }).count }
+    #expect(classesPerClient.reduce(0, +) <= 9)
+  }
+
   @Test func dirichletThatCannotFillEveryClientIsAnError() {
     let labels: [Int32] = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
     #expect(DataTestSupport.errorMessage { _ = try Partitioner.dirichlet(labels: labels, clients: 10, alpha: 0.001, seed: 0) }
