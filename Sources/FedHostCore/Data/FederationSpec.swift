@@ -134,11 +134,12 @@ public struct FederationSpec: Sendable, Equatable {
     case (let list?, nil):
       let nodes = try list.array()
       guard !nodes.isEmpty else { throw list.error("needs at least one device") }
-      devices = .explicit(try nodes.map(parseDevice))
+      let parsed = try nodes.map(parseDevice)
       var seen = Set<String>()
-      for (node, device) in zip(nodes, devices.list) where !seen.insert(device.profile.name!).inserted {
+      for (node, device) in zip(nodes, parsed) where !seen.insert(device.profile.name!).inserted {
         throw node.child("name", .null).error("\"\(device.profile.name!)\" is used by another device")
       }
+      devices = .explicit(parsed)
     case (nil, let partition?):
       devices = .partitioned(try parsePartition(partition))
     case (_?, _?):
@@ -283,13 +284,5 @@ public struct FederationSpec: Sendable, Equatable {
     }
     training.seed = try object.integer("seed", atLeast: 0).map(UInt64.init)
     return training
-  }
-}
-
-extension FederationSpec.Devices {
-  /// The explicit devices (empty for a partition).
-  var list: [FederationSpec.Device] {
-    if case .explicit(let devices) = self { return devices }
-    return []
   }
 }
