@@ -1,0 +1,288 @@
+import Foundation
+
+/// A device's storage and memory limits, for choosing a model size that fits.
+public struct MemoryBudget: Sendable, Equatable {
+  public var flashBytes: Int
+  public var ramBytes: Int
+
+  public init(flashBytes: Int, ramBytes: Int) {
+    self.flashBytes = flashBytes
+    self.ramBytes = ramBytes
+  }
+}
+
+/// Training settings a spec may override; nil means "use the run's preset".
+public struct TrainingOverrides: Sendable, Equatable {
+  public enum OptimizerChoice: String, Sendable, Equatable, CaseIterable { case adam, sgd }
+  /// `f1`: pick the F1-optimal threshold on Phase 3's validation slice; `fixed`: 0.5.
+  public enum ThresholdRule: String, Sendable, Equatable, CaseIterable { case f1, fixed }
+
+  public var optimizer: OptimizerChoice?
+  public var learningRate: Double?
+  public var batchSize: Int?
+  public var localEpochs: Int?
+  public var serialRounds: Int?
+  public var serialEpochs: Int?
+  public var parallelRounds: Int?
+  public var personalizationEpochs: Int?
+  public var personalizationLearningRate: Double?
+  public var freezeFraction: Double?
+  public var similarityFloor: Double?
+  public var mu: Double?
+  public var pretrainEpochs: Int?
+  public var threshold: ThresholdRule?
+  /// Seeds splits, partitions, the embedded generator and (by the caller's choice) training.
+  public var seed: UInt64?
+
+  public init() {}
+}
+
+/// A federation described in a JSON file: the devices and their data, or one dataset partitioned
+/// among clients; an optional pretraining dataset; the split fractions; training overrides.
+/// The format is documented in `docs/federation-spec.md`. Parsing is strict: unknown keys, wrong
+/// types and out-of-range values are `SpecError`s naming the key path.
+public struct FederationSpec: Sendable, Equatable {
+  /// A CSV file (relative to the data directory) and how to read it.
+  public struct DataSource: Sendable, Equatable {
+    public var file: String
+    public var dataset: DatasetSpec
+
+    public init(file: String, dataset: DatasetSpec) {
+      self.file = file
+      self.dataset = dataset
+    }
+  }
+
+  /// What a device brings besides its data: a name, a memory budget, a model width rate.
+  public struct Profile: Sendable, Equatable {
+    public var name: String?
+    public var memory: MemoryBudget?
+    /// Width of this device's sub-model relative to the global model, in (0, 1] (HeteroFL).
+    public var modelRate: Double
+
+    public init(name: String? = nil, memory: MemoryBudget? = nil, modelRate: Double = 1) {
+      self.name = name
+      self.memory = memory
+      self.modelRate = modelRate
+    }
+  }
+
+  public struct Device: Sendable, Equatable {
+    public var source: DataSource
+    public var profile: Profile
+
+    public init(source: DataSource, profile: Profile) {
+      self.source = source
+      self.profile = profile
+    }
+  }
+
+  /// One dataset shared out among clients. `profiles`, if given, has one entry per client.
+  public struct Partition: Sendable, Equatable {
+    public var source: DataSource
+    public var method: PartitionMethod
+    /// Required for `iid` and `dirichlet`; for `column` it is the number of distinct values.
+    public var clients: Int?
+    public var profiles: [Profile]
+
+    public init(source: DataSource, method: PartitionMethod, clients: Int?, profiles: [Profile] = []) {
+      self.source = source
+      self.method = method
+      self.clients = clients
+      self.profiles = profiles
+    }
+  }
+
+  public enum Devices: Sendable, Equatable {
+    case explicit([Device])
+    case partitioned(Partition)
+  }
+
+  /// The spec file's name, used in error messages.
+  public var fileName: String
+  public var devices: Devices
+  public var pretraining: DataSource?
+  public var splits: SplitFractions
+  public var training: TrainingOverrides
+
+  public init(fileName: String, devices: Devices, pretraining: DataSource? = nil,
+              splits: SplitFractions = SplitFractions(), training: TrainingOverrides = TrainingOverrides()) {
+    self.fileName = fileName
+    self.devices = devices
+    self.pretraining = pretraining
+    self.splits = splits
+    self.training = training
+  }
+
+  /// Reads and validates the spec at `url`.
+  public static func load(contentsOf url: URL) throws -> FederationSpec {
+    let data: Data
+    do {
+      data = try Data(contentsOf: url)
+    } catch {
+      throw SpecError(file: url.lastPathComponent, path: "", "cannot read file")
+    }
+    return try parse(data, fileName: url.lastPathComponent)
+  }
+
+  /// Parses and validates spec JSON held in memory.
+  public static func parse(_ data: Data, fileName: String) throws -> FederationSpec {
+    let root = try SpecNode.parse(data, file: fileName)
+      .object(allowed: ["devices", "partition", "pretraining", "splits", "training"])
+    let devices: Devices
+    switch (root.optional("devices"), root.optional("partition")) {
+    case (let list?, nil):
+      let nodes = try list.array()
+      guard !nodes.isEmpty else { throw list.error("needs at least one device") }
+      let parsed = try nodes.map(parseDevice)
+      var seen = Set<String>()
+      for (node, device) in zip(nodes, parsed) where !seen.insert(device.profile.name!).inserted {
+        throw node.child("name", .null).error("\"\(device.profile.name!)\" is used by another device")
+      }
+      devices = .explicit(parsed)
+    case (nil, let partition?):
+      devices = .partitioned(try parsePartition(partition))
+    case (_?, _?):
+      throw root.node.child("partition", .null).error("give either \"devices\" or \"partition\", not both")
+    case (nil, nil):
+      throw root.node.child("devices", .null).error("missing (or give \"partition\")")
+    }
+    let pretraining = try root.optional("pretraining").map {
+      try parseSource($0.object(allowed: sourceKeys), $0)
+    }
+    return FederationSpec(fileName: fileName, devices: devices, pretraining: pretraining,
+                          splits: try root.optional("splits").map(parseSplits) ?? SplitFractions(),
+                          training: try root.optional("training").map(parseTraining) ?? TrainingOverrides())
+  }
+
+  private static let sourceKeys = ["dataset", "label", "label_bits", "task", "features", "drop", "categorical", "pad_to"]
+  private static let profileKeys = ["name", "memory", "model_rate"]
+
+  private static func parseSource(_ object: SpecObject, _ node: SpecNode) throws -> DataSource {
+    let label: DatasetSpec.Label
+    switch (object.optional("label"), object.optional("label_bits")) {
+    case (let column?, nil): label = .column(try column.string())
+    case (nil, let bits?):
+      let names = try bits.stringArray()
+      guard !names.isEmpty else { throw bits.error("needs at least one column") }
+      label = .bits(names)
+    case (_?, _?): throw node.child("label_bits", .null).error("give either \"label\" or \"label_bits\", not both")
+    case (nil, nil): throw node.child("label", .null).error("missing")
+    }
+    let task = try object.optional("task").map {
+      DatasetSpec.Task(rawValue: try $0.choice(["binary", "multiclass"]))!
+    }
+    let padTo = try object.integer("pad_to", atLeast: 1)
+    return DataSource(
+      file: try object.required("dataset").string(),
+      dataset: DatasetSpec(label: label, task: task, features: try object.optional("features")?.stringArray(),
+                           drop: try object.optional("drop")?.stringArray() ?? [],
+                           categorical: try object.optional("categorical")?.stringArray() ?? [],
+                           padTo: padTo))
+  }
+
+  private static func parseProfile(_ object: SpecObject) throws -> Profile {
+    let memory = try object.optional("memory").map { node -> MemoryBudget in
+      let budget = try node.object(allowed: ["flash_bytes", "ram_bytes"])
+      guard let flash = try budget.integer("flash_bytes", atLeast: 1) else {
+        throw node.child("flash_bytes", .null).error("missing")
+      }
+      guard let ram = try budget.integer("ram_bytes", atLeast: 1) else {
+        throw node.child("ram_bytes", .null).error("missing")
+      }
+      return MemoryBudget(flashBytes: flash, ramBytes: ram)
+    }
+    return Profile(name: try object.optional("name")?.string(), memory: memory,
+                   modelRate: try object.number("model_rate", "in (0, 1]") { $0 > 0 && $0 <= 1 } ?? 1)
+  }
+
+  private static func parseDevice(_ node: SpecNode) throws -> Device {
+    let object = try node.object(allowed: profileKeys + sourceKeys)
+    _ = try object.required("name")
+    return Device(source: try parseSource(object, node), profile: try parseProfile(object))
+  }
+
+  private static func parsePartition(_ node: SpecNode) throws -> Partition {
+    let object = try node.object(allowed: sourceKeys + ["method", "clients", "alpha", "column", "profiles"])
+    let methodName = try object.required("method").choice(["iid", "dirichlet", "column"])
+    for (key, owner) in [("alpha", "dirichlet"), ("column", "column")] where object.has(key) && methodName != owner {
+      throw node.child(key, .null).error("only used with method \"\(owner)\"")
+    }
+    let method: PartitionMethod
+    switch methodName {
+    case "iid": method = .iid
+    case "dirichlet":
+      guard let alpha = try object.number("alpha", "a positive number", { $0 > 0 && $0.isFinite }) else {
+        throw node.child("alpha", .null).error("missing (method \"dirichlet\" needs it)")
+      }
+      method = .dirichlet(alpha: alpha)
+    default: method = .column(try object.required("column").string())
+    }
+    let clients = try object.integer("clients", atLeast: 1)
+    if clients == nil && methodName != "column" { throw node.child("clients", .null).error("missing") }
+    let profileNodes = try object.optional("profiles")?.array() ?? []
+    let profiles = try profileNodes.map { try parseProfile($0.object(allowed: profileKeys)) }
+    if let clients, !profiles.isEmpty, profiles.count != clients {
+      throw node.child("profiles", .null).error("has \(profiles.count) entries for \(clients) clients")
+    }
+    var seen = Set<String>()
+    for (index, profile) in profiles.enumerated() {
+      if let name = profile.name, !seen.insert(name).inserted {
+        throw profileNodes[index].child("name", .null).error("\"\(name)\" is used by another client")
+      }
+    }
+    return Partition(source: try parseSource(object, node), method: method, clients: clients, profiles: profiles)
+  }
+
+  private static func parseSplits(_ node: SpecNode) throws -> SplitFractions {
+    let object = try node.object(allowed: ["test", "phase1", "phase2", "phase3", "support", "validation", "mode"])
+    var splits = SplitFractions()
+    let fraction = { (key: String) in try object.number(key, "between 0 and 1") { $0 >= 0 && $0 <= 1 } }
+    splits.test = try fraction("test") ?? splits.test
+    splits.phase1 = try fraction("phase1") ?? splits.phase1
+    splits.phase2 = try fraction("phase2") ?? splits.phase2
+    splits.phase3 = try fraction("phase3") ?? splits.phase3
+    splits.support = try fraction("support") ?? splits.support
+    splits.validation = try fraction("validation") ?? splits.validation
+    if let modeNode = object.optional("mode") {
+      let text = try modeNode.string()
+      guard let mode = SplitMode(text) else {
+        throw modeNode.error("\"\(text)\" is not \"stratified\" or \"blocks:N\" with N ≥ 2")
+      }
+      splits.mode = mode
+    }
+    if let problem = splits.problem { throw node.error(problem) }
+    return splits
+  }
+
+  private static func parseTraining(_ node: SpecNode) throws -> TrainingOverrides {
+    let object = try node.object(allowed: [
+      "optimizer", "learning_rate", "batch_size", "local_epochs", "serial_rounds", "serial_epochs",
+      "parallel_rounds", "personalization_epochs", "personalization_learning_rate", "freeze_fraction",
+      "similarity_floor", "mu", "pretrain_epochs", "threshold", "seed",
+    ])
+    let positive = { (key: String) in try object.number(key, "a positive number") { $0 > 0 && $0.isFinite } }
+    let unit = { (key: String) in try object.number(key, "between 0 and 1") { $0 >= 0 && $0 <= 1 } }
+    var training = TrainingOverrides()
+    training.optimizer = try object.optional("optimizer").map {
+      TrainingOverrides.OptimizerChoice(rawValue: try $0.choice(TrainingOverrides.OptimizerChoice.allCases.map(\.rawValue)))!
+    }
+    training.learningRate = try positive("learning_rate")
+    training.batchSize = try object.integer("batch_size", atLeast: 1)
+    training.localEpochs = try object.integer("local_epochs", atLeast: 0)
+    training.serialRounds = try object.integer("serial_rounds", atLeast: 0)
+    training.serialEpochs = try object.integer("serial_epochs", atLeast: 0)
+    training.parallelRounds = try object.integer("parallel_rounds", atLeast: 0)
+    training.personalizationEpochs = try object.integer("personalization_epochs", atLeast: 0)
+    training.personalizationLearningRate = try positive("personalization_learning_rate")
+    training.freezeFraction = try unit("freeze_fraction")
+    training.similarityFloor = try unit("similarity_floor")
+    training.mu = try object.number("mu", "zero or more") { $0 >= 0 && $0.isFinite }
+    training.pretrainEpochs = try object.integer("pretrain_epochs", atLeast: 0)
+    training.threshold = try object.optional("threshold").map {
+      TrainingOverrides.ThresholdRule(rawValue: try $0.choice(TrainingOverrides.ThresholdRule.allCases.map(\.rawValue)))!
+    }
+    training.seed = try object.integer("seed", atLeast: 0).map(UInt64.init)
+    return training
+  }
+}

@@ -1,0 +1,144 @@
+import Foundation
+
+/// A parsed JSON value. Decoded through `JSONDecoder` so that `true` is never read as 1.
+enum JSONValue: Decodable, Equatable {
+  case null
+  case bool(Bool)
+  case number(Double)
+  case string(String)
+  case array([JSONValue])
+  case object([String: JSONValue])
+
+  init(from decoder: Decoder) throws {
+    let container = try decoder.singleValueContainer()
+    if container.decodeNil() {
+      self = .null
+    } else if let value = try? container.decode(Bool.self) {
+      self = .bool(value)
+    } else if let value = try? container.decode(Double.self) {
+      self = .number(value)
+    } else if let value = try? container.decode(String.self) {
+      self = .string(value)
+    } else if let value = try? container.decode([JSONValue].self) {
+      self = .array(value)
+    } else {
+      self = .object(try container.decode([String: JSONValue].self))
+    }
+  }
+
+  var kind: String {
+    switch self {
+    case .null: "null"
+    case .bool: "a boolean"
+    case .number: "a number"
+    case .string: "a string"
+    case .array: "an array"
+    case .object: "an object"
+    }
+  }
+}
+
+/// One value of a spec file and its key path, with typed accessors whose errors name that path.
+struct SpecNode {
+  let value: JSONValue
+  let path: String
+  let file: String
+
+  static func parse(_ data: Data, file: String) throws -> SpecNode {
+    do {
+      return SpecNode(value: try JSONDecoder().decode(JSONValue.self, from: data), path: "", file: file)
+    } catch let error as DecodingError {
+      var reason = "not valid JSON"
+      if case .dataCorrupted(let context) = error {
+        let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+        if let detail = underlying ?? Optional(context.debugDescription) {
+          reason += " (\(detail.split(whereSeparator: \.isNewline).joined(separator: " ")))"
+        }
+      }
+      throw SpecError(file: file, path: "", reason)
+    }
+  }
+
+  func error(_ message: String) -> SpecError { SpecError(file: file, path: path, message) }
+
+  func child(_ key: String, _ value: JSONValue) -> SpecNode {
+    SpecNode(value: value, path: path.isEmpty ? key : "\(path).\(key)", file: file)
+  }
+
+  /// This value as an object whose keys must all be in `allowed`.
+  func object(allowed: [String]) throws -> SpecObject {
+    guard case .object(let fields) = value else { throw error("expected an object, found \(value.kind)") }
+    for key in fields.keys.sorted() where !allowed.contains(key) {
+      var message = "unknown key"
+      if let guess = closestName(to: key, in: allowed) { message += " (did you mean \"\(guess)\"?)" }
+      throw child(key, .null).error(message)
+    }
+    return SpecObject(node: self, fields: fields)
+  }
+
+  func array() throws -> [SpecNode] {
+    guard case .array(let items) = value else { throw error("expected an array, found \(value.kind)") }
+    return items.enumerated().map { SpecNode(value: $1, path: "\(path)[\($0)]", file: file) }
+  }
+
+  func string() throws -> String {
+    guard case .string(let text) = value else { throw error("expected a string, found \(value.kind)") }
+    return text
+  }
+
+  func number() throws -> Double {
+    guard case .number(let number) = value else { throw error("expected a number, found \(value.kind)") }
+    return number
+  }
+
+  func integer() throws -> Int {
+    let number = try number()
+    guard number == number.rounded(), abs(number) < 0x1p53 else {
+      throw error("expected an integer, found \(number)")
+    }
+    return Int(number)
+  }
+
+  func stringArray() throws -> [String] { try array().map { try $0.string() } }
+
+  /// A string that must be one of `choices`.
+  func choice(_ choices: [String]) throws -> String {
+    let text = try string()
+    guard choices.contains(text) else {
+      throw error("\"\(text)\" is not one of \(choices.map { "\"\($0)\"" }.joined(separator: ", "))")
+    }
+    return text
+  }
+}
+
+/// An object's fields, looked up with key-path-aware errors.
+struct SpecObject {
+  let node: SpecNode
+  let fields: [String: JSONValue]
+
+  func has(_ key: String) -> Bool { fields[key] != nil }
+
+  func optional(_ key: String) -> SpecNode? {
+    fields[key].map { node.child(key, $0) }
+  }
+
+  func required(_ key: String) throws -> SpecNode {
+    guard let child = optional(key) else { throw node.child(key, .null).error("missing") }
+    return child
+  }
+
+  /// An optional number that must satisfy `valid` (described by `rule` in the error).
+  func number(_ key: String, _ rule: String, _ valid: (Double) -> Bool) throws -> Double? {
+    guard let child = optional(key) else { return nil }
+    let value = try child.number()
+    guard valid(value) else { throw child.error("must be \(rule), not \(value)") }
+    return value
+  }
+
+  func integer(_ key: String, atLeast minimum: Int) throws -> Int? {
+    guard let child = optional(key) else { return nil }
+    let value = try child.integer()
+    guard value >= minimum else { throw child.error("must be at least \(minimum), not \(value)") }
+    return value
+  }
+}

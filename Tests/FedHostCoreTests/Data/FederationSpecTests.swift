@@ -1,0 +1,147 @@
+import FedHostCore
+import Foundation
+import Testing
+
+@Suite("Data: federation spec")
+struct DataFederationSpecTests {
+  private func parse(_ json: String) throws -> FederationSpec {
+    try FederationSpec.parse(Data(json.utf8), fileName: "spec.json")
+  }
+
+  private func error(_ json: String) -> String? {
+    DataTestSupport.errorMessage { _ = try parse(json) }
+  }
+
+  private static let device = #"{"name": "m", "dataset": "machine_failure.csv", "label": "fail"}"#
+
+  @Test func paperExampleLoadsAndPrepares() throws {
+    let spec = try FederationSpec.load(contentsOf: DataTestSupport.examplesDirectory.appendingPathComponent("paper-federation.json"))
+    let data = try spec.loadData(dataDirectory: DataTestSupport.dataDirectory)
+    #expect(data.devices.map(\.name) == ["electrical", "machine"])
+    #expect(data.devices.map(\.dataset.samples.width) == [9, 9])
+    #expect(data.pretraining?.samples.count == 10_000)
+    let prepared = data.prepare(seed: spec.training.seed ?? 0)
+    #expect(prepared.inputWidth == 9)
+    let electrical = prepared.devices[0], machine = prepared.devices[1]
+    #expect(electrical.test.count == 2_400)  // 1,301 + 1,099
+    #expect(machine.test.count == 189)  // 110 + 79
+    #expect(machine.train.count == 755)
+    #expect(electrical.featureNames == ["Ia", "Ib", "Ic", "Va", "Vb", "Vc", "pad1", "pad2", "pad3"])
+    #expect(electrical.test.features.enumerated().allSatisfy { $0.offset % 9 < 6 || $0.element == 0 })
+    #expect(prepared.pretraining.map { $0.train.count + $0.validation.count } == 10_000)
+  }
+
+  @Test func heterogeneousExamplePartitionsTheSixClassFile() throws {
+    let spec = try FederationSpec.load(
+      contentsOf: DataTestSupport.examplesDirectory.appendingPathComponent("electrical-class-hetero.json"))
+    let data = try spec.loadData(dataDirectory: DataTestSupport.dataDirectory)
+    #expect(data.devices.map(\.name) == ["gateway", "relay-a", "relay-b", "sensor"])
+    #expect(data.devices.map(\.modelRate) == [1, 0.5, 0.25, 0.25])
+    #expect(data.devices[0].memory == MemoryBudget(flashBytes: 1_048_576, ramBytes: 262_144))
+    #expect(data.devices.map(\.dataset.samples.count).reduce(0, +) == 7_861)
+    #expect(data.devices.allSatisfy { $0.dataset.classNames == ["0000", "0110", "0111", "1001", "1011", "1111"] })
+    #expect(try spec.loadData(dataDirectory: DataTestSupport.dataDirectory) == data)
+  }
+
+  @Test func everyKeyIsRead() throws {
+    let spec = try parse("""
+      {"partition": {"dataset": "ai4i2020.csv", "label": "Machine failure", "drop": ["UDI", "Product ID"],
+                     "categorical": ["Type"], "method": "column", "column": "Type", "pad_to": 16},
+       "splits": {"test": 0.25, "phase1": 0.1, "phase2": 0.6, "phase3": 0.3, "support": 0.4, "validation": 0.1,
+                  "mode": "blocks:8"},
+       "training": {"optimizer": "sgd", "learning_rate": 0.01, "batch_size": 32, "local_epochs": 2,
+                    "serial_rounds": 1, "serial_epochs": 3, "parallel_rounds": 20, "personalization_epochs": 5,
+                    "personalization_learning_rate": 0.001, "freeze_fraction": 0.5, "similarity_floor": 0.1,
+                    "mu": 0.01, "pretrain_epochs": 4, "threshold": "fixed", "seed": 12}}
+      """)
+    #expect(spec.splits == SplitFractions(test: 0.25, phase1: 0.1, phase2: 0.6, phase3: 0.3, support: 0.4,
+                                          validation: 0.1, mode: .blocks(8)))
+    var training = TrainingOverrides()
+    training.optimizer = .sgd
+    training.learningRate = 0.01
+    training.batchSize = 32
+    training.localEpochs = 2
+    training.serialRounds = 1
+    training.serialEpochs = 3
+    training.parallelRounds = 20
+    training.personalizationEpochs = 5
+    training.personalizationLearningRate = 0.001
+    training.freezeFraction = 0.5
+    training.similarityFloor = 0.1
+    training.mu = 0.01
+    training.pretrainEpochs = 4
+    training.threshold = .fixed
+    training.seed = 12
+    #expect(spec.training == training)
+    let data = try spec.loadData(dataDirectory: DataTestSupport.dataDirectory)
+    #expect(data.devices.map(\.name) == ["Type=H", "Type=L", "Type=M"])
+    #expect(data.devices.map(\.dataset.samples.count) == [1_003, 6_000, 2_997])
+  }
+
+  @Test(arguments: [
+    (#"{"devices": [\#(device), {"name": "e", "dataset": "electrical_detect.csv"}]}"#,
+     "spec.json: devices[1].label: missing"),
+    (#"{"devices": [{"name": "m", "dataset": "machine_failure.csv", "lable": "fail"}]}"#,
+     #"spec.json: devices[0].lable: unknown key (did you mean "label"?)"#),
+    (#"{"devices": [\#(device)], "trainng": {}}"#, #"spec.json: trainng: unknown key (did you mean "training"?)"#),
+    (#"{"devices": [\#(device)], "training": {"batch_size": 1.5}}"#,
+     "spec.json: training.batch_size: expected an integer, found 1.5"),
+    (#"{"devices": [\#(device)], "training": {"optimizer": "adamw"}}"#,
+     #"spec.json: training.optimizer: "adamw" is not one of "adam", "sgd""#),
+    (#"{"devices": [\#(device)], "training": {"learning_rate": -1}}"#,
+     "spec.json: training.learning_rate: must be a positive number, not -1.0"),
+    (#"{"devices": [\#(device)], "training": {"seed": "7"}}"#, "spec.json: training.seed: expected a number, found a string"),
+    (#"{"devices": [\#(device)], "splits": {"phase3": 0.2}}"#,
+     "spec.json: splits: phase1 + phase2 + phase3 must be 1, not 0.9"),
+    (#"{"devices": [\#(device)], "splits": {"mode": "blocks"}}"#,
+     #"spec.json: splits.mode: "blocks" is not "stratified" or "blocks:N" with N ≥ 2"#),
+    (#"{"devices": [{"name": "m", "dataset": "machine_failure.csv", "label": "fail", "model_rate": 1.5}]}"#,
+     "spec.json: devices[0].model_rate: must be in (0, 1], not 1.5"),
+    (#"{"devices": [{"name": "m", "dataset": "x.csv", "label": "a", "memory": {"flash_bytes": 10}}]}"#,
+     "spec.json: devices[0].memory.ram_bytes: missing"),
+    (#"{"devices": [\#(device), \#(device)]}"#, #"spec.json: devices[1].name: "m" is used by another device"#),
+    (#"{"devices": []}"#, "spec.json: devices: needs at least one device"),
+    (#"{}"#, #"spec.json: devices: missing (or give "partition")"#),
+    (#"{"partition": {"dataset": "a.csv", "label": "y", "method": "dirichlet", "clients": 3}}"#,
+     #"spec.json: partition.alpha: missing (method "dirichlet" needs it)"#),
+    (#"{"partition": {"dataset": "a.csv", "label": "y", "method": "iid", "clients": 3, "alpha": 1}}"#,
+     #"spec.json: partition.alpha: only used with method "dirichlet""#),
+    (#"{"partition": {"dataset": "a.csv", "label": "y", "method": "iid"}}"#, "spec.json: partition.clients: missing"),
+    (#"{"partition": {"dataset": "a.csv", "label": "y", "method": "iid", "clients": 2, "profiles": [{}]}}"#,
+     "spec.json: partition.profiles: has 1 entries for 2 clients"),
+    (#"{"devices": [{"name": "m", "dataset": "a.csv", "label": "y", "label_bits": ["a"]}]}"#,
+     #"spec.json: devices[0].label_bits: give either "label" or "label_bits", not both"#),
+    (#"[1]"#, "spec.json: expected an object, found an array"),
+    (#"{"partition": {"dataset": "a.csv", "label": "y", "method": "iid", "clients": 2, "profiles": [{"name": "a"}, {"name": "a"}]}}"#,
+     #"spec.json: partition.profiles[1].name: "a" is used by another client"#),
+    (#"{"devices": [{"name": "m", "dataset": "a.csv", "label": "y", "pad_to": true}]}"#,
+     "spec.json: devices[0].pad_to: expected a number, found a boolean"),
+  ])
+  func badSpecsNameTheKeyPath(json: String, expected: String) {
+    #expect(error(json) == expected)
+  }
+
+  @Test func invalidJSONIsOneLine() {
+    let message = error(#"{"devices": [}"#) ?? ""
+    #expect(message.hasPrefix("spec.json: not valid JSON"))
+    #expect(!message.contains("\n"))
+  }
+
+  @Test func loadingChecksWidthsClassesAndFiles() throws {
+    let mismatched = try parse(#"""
+      {"devices": [{"name": "e", "dataset": "electrical_detect.csv", "label": "Output (S)"},
+                   {"name": "m", "dataset": "machine_failure.csv", "label": "fail"}]}
+      """#)
+    #expect(DataTestSupport.errorMessage { _ = try mismatched.loadData(dataDirectory: DataTestSupport.dataDirectory) }
+      == "spec.json: devices[1]: 9 inputs but e has 6; set pad_to")
+    let missing = try parse(#"{"devices": [{"name": "m", "dataset": "nope.csv", "label": "fail"}]}"#)
+    #expect(DataTestSupport.errorMessage { _ = try missing.loadData(dataDirectory: DataTestSupport.dataDirectory) }
+      == "nope.csv: no such file in \(DataTestSupport.dataDirectory.path)")
+    let tooManyClients = try parse(#"""
+      {"partition": {"dataset": "machine_failure.csv", "label": "fail", "method": "dirichlet", "alpha": 0.001,
+                     "clients": 50}}
+      """#)
+    let message = DataTestSupport.errorMessage { _ = try tooManyClients.loadData(dataDirectory: DataTestSupport.dataDirectory) }
+    #expect(message?.hasPrefix("spec.json: partition: Dirichlet(α = 0.001) left a client empty") == true)
+  }
+}
