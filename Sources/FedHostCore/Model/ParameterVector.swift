@@ -39,6 +39,11 @@ public final class ParameterVector: @unchecked Sendable {
     return result
   }
 
+  /// Sets every element to 0.
+  public func zero() {
+    pointer.update(repeating: 0, count: count)
+  }
+
   /// Overwrites this vector with `other`'s contents (same count).
   public func assign(from other: ParameterVector) {
     precondition(other.count == count, "vector lengths differ")

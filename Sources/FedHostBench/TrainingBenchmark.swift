@@ -1,0 +1,252 @@
+import FedHostCore
+import Foundation
+
+/// Batch-1 Adam training of the paper model against the C reference `train_c.c`, compiled and run
+/// in the same process run, interleaved with FedHost's trainer (only same-run ratios mean anything).
+enum TrainingBenchmark {
+  static let cFlags = ["-O3", "-march=native", "-fno-math-errno"]
+  static let cPeer = "C reference train_c.c (gcc -O3 -march=native -fno-math-errno, FTZ=1, fused)"
+  static let referenceSource = "../shared/bench/reference/c/train_c.c"
+
+  static func run(quick: Bool) throws -> [BenchmarkRow] {
+    let architecture = MLPArchitecture.paper
+    // Short runs, many C/Swift pairs: this VM's speed drifts by ±20 %, so each pair is compared
+    // on its own and the ratios are summarized.
+    let sampleCount = quick ? 1_000 : 2_000
+    let pairs = quick ? 3 : 7
+    let epochsPerRun = 7  // as train_c.c times its epochs
+    let samples = makeSamples(count: sampleCount, width: architecture.inputWidth)
+    let initial = architecture.initialParameters(seed: 1)
+    let options = TrainingOptions(optimizer: .paper, shuffle: false)
+    var peer: CReference?
+    do {
+      peer = try CReference(samples: samples, initial: initial)
+    } catch {
+      print("training benchmark: no C peer: \(error)")
+    }
+    defer { peer?.removeFiles() }
+
+    let trainer = MLPTrainer(architecture: architecture)
+    var swiftMedians = [Double]()
+    var swiftBests = [Double]()
+    var peerRuns = [CReference.Run]()
+    for _ in 0..<pairs {
+      if let peer { peerRuns.append(try peer.run()) }
+      let parameters = initial.copy()
+      _ = try trainer.train(parameters, on: samples, options: options)  // warm-up epoch
+      let rates = try (0..<epochsPerRun).map { _ in
+        Double(sampleCount) / (try seconds { _ = try trainer.train(parameters, on: samples, options: options) })
+      }
+      swiftMedians.append(median(rates))
+      swiftBests.append(rates.max()!)
+    }
+    let swiftMedian = median(swiftMedians)
+    var note = "\(sampleCount) samples × \(epochsPerRun) epochs × \(pairs) interleaved runs"
+    if !peerRuns.isEmpty {
+      let ratios = zip(swiftMedians, peerRuns).map { $0 / $1.medianRate }.sorted()
+      note += String(format: "; same-run ratio median %.2f× (range %.2f–%.2f), best vs best %.2f×",
+                     median(ratios), ratios.first!, ratios.last!,
+                     swiftBests.max()! / peerRuns.map(\.bestRate).max()!)
+    }
+    var rows = [BenchmarkRow]()
+    rows.append(BenchmarkRow(
+      section: "training", name: "batch-1 Adam, paper model, 1 thread", unit: "samples/s",
+      fedhostMedian: swiftMedian, fedhostMin: swiftBests.max()!, peer: peer == nil ? nil : cPeer,
+      peerMedian: peerRuns.isEmpty ? nil : median(peerRuns.map(\.medianRate)), note: note,
+      higherIsBetter: true))
+    rows.append(try twoThreadRow(samples: samples, initial: initial))
+    rows.append(try adamCeilingRow(parameterCount: architecture.parameterCount,
+                                   trainingRate: swiftMedian))
+    rows.append(try inferenceRow(samples: samples, parameters: initial, trainer: trainer,
+                                 peerBestMicroseconds: peerRuns.map(\.inferenceMicroseconds).min()))
+    return rows
+  }
+
+  /// Two clients on two workers against the same two clients on one.
+  private static func twoThreadRow(samples: Samples, initial: ParameterVector) throws -> BenchmarkRow {
+    let clients = 2
+    let epochs = 2
+    let clientOptions = TrainingOptions(optimizer: .paper, epochs: epochs, shuffle: false)
+    func rate(threads: Int) throws -> Double {
+      let pool = WorkerPool(threadCount: threads)
+      let time = try seconds {
+        _ = try pool.map(count: clients, makeState: { _ in MLPTrainer(architecture: .paper) }) {
+          trainer, _ in try trainer.trainDelta(from: initial, on: samples, options: clientOptions)
+        }
+      }
+      return Double(clients * epochs * samples.count) / time
+    }
+    var one = [Double]()
+    var two = [Double]()
+    for _ in 0..<3 {
+      one.append(try rate(threads: 1))
+      two.append(try rate(threads: 2))
+    }
+    return BenchmarkRow(
+      section: "training", name: "2 clients on 2 threads (WorkerPool)", unit: "samples/s",
+      fedhostMedian: median(two), fedhostMin: two.max()!, peer: "FedHost, same clients on 1 thread",
+      peerMedian: median(one),
+      note: String(format: "scaling %.2f×", median(two) / median(one)), higherIsBetter: true)
+  }
+
+  /// A bare Adam sweep over every parameter: the exact-Adam bound on batch-1 training.
+  private static func adamCeilingRow(parameterCount: Int, trainingRate: Double) throws -> BenchmarkRow {
+    let state = try OptimizerState(optimizer: .paper, parameterCount: parameterCount)
+    let parameters = MLPArchitecture.paper.initialParameters(seed: 2)
+    let gradient = MLPArchitecture.paper.initialParameters(seed: 3)
+    let sweeps = 2_000
+    var times = [Double]()
+    for _ in 0..<5 {
+      times.append(try seconds {
+        for _ in 0..<sweeps {
+          try state.apply(gradient: UnsafeBufferPointer(gradient.buffer), to: parameters.buffer)
+        }
+      } / Double(sweeps) * 1e6)
+    }
+    let ceiling = 1e6 / median(times)
+    return BenchmarkRow(
+      section: "training", name: "bare Adam sweep over \(parameterCount) parameters", unit: "µs",
+      fedhostMedian: median(times), fedhostMin: times.min()!, peer: nil, peerMedian: nil,
+      note: String(format: "ceiling %.0f samples/s; batch-1 training runs at %.0f%% of it "
+                     + "(%.1f µs/sample vs %.1f µs)", ceiling, trainingRate / ceiling * 100,
+                   1e6 / trainingRate, median(times)),
+      higherIsBetter: false)
+  }
+
+  private static func inferenceRow(samples: Samples, parameters: ParameterVector,
+                                   trainer: MLPTrainer, peerBestMicroseconds: Double?) throws -> BenchmarkRow {
+    let calls = min(2_000, samples.count)
+    var output: Float = 0
+    var times = [Double]()
+    try samples.features.withUnsafeBufferPointer { features in
+      try withUnsafeMutablePointer(to: &output) { result in
+        let out = UnsafeMutableBufferPointer(start: result, count: 1)
+        for _ in 0..<6 {
+          times.append(try seconds {
+            for row in 0..<calls {
+              let input = UnsafeBufferPointer(rebasing: features[(row * samples.width)..<((row + 1) * samples.width)])
+              try trainer.predict(parameters, features: input, into: out)
+            }
+          } / Double(calls) * 1e6)
+        }
+      }
+    }
+    times.removeFirst()  // warm-up
+    return BenchmarkRow(
+      section: "inference", name: "single-sample float32 forward, paper model", unit: "µs",
+      fedhostMedian: median(times), fedhostMin: times.min()!,
+      peer: peerBestMicroseconds == nil ? nil : "C reference forward only (best of its runs)",
+      peerMedian: peerBestMicroseconds, note: "\(calls) calls per repetition", higherIsBetter: false)
+  }
+
+  /// Features uniform in ±√3 (unit variance), labels fair coin flips, from a fixed seed.
+  private static func makeSamples(count: Int, width: Int) -> Samples {
+    var generator = SeededGenerator(seed: 0)
+    let features = (0..<(count * width)).map { _ in Float((generator.nextUnit() * 2 - 1) * 3.0.squareRoot()) }
+    let labels = (0..<count).map { _ in Int32(generator.next() >> 63) }
+    return Samples(features: features, labels: labels, width: width)
+  }
+
+  private static func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+  }
+
+  private static func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    let middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+  }
+}
+
+/// `train_c.c` built into a temporary directory, fed the same data and initial weights.
+private struct CReference {
+  struct Run {
+    var medianRate: Double
+    var bestRate: Double
+    var inferenceMicroseconds: Double
+  }
+
+  struct Unavailable: Error, CustomStringConvertible {
+    var description: String
+  }
+
+  let directory: URL
+
+  init(samples: Samples, initial: ParameterVector) throws {
+    let source = URL(fileURLWithPath: TrainingBenchmark.referenceSource)
+    guard FileManager.default.fileExists(atPath: source.path) else {
+      throw Unavailable(description: "\(source.path) not found (run from the project root)")
+    }
+    directory = FileManager.default.temporaryDirectory
+      .appendingPathComponent("fedhost-train-c-\(getpid())")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let status = try Self.execute("/usr/bin/env", ["gcc"] + TrainingBenchmark.cFlags
+      + ["-o", directory.appendingPathComponent("train_c").path, source.path, "-lm"])
+    guard status.code == 0 else {
+      removeFiles()
+      throw Unavailable(description: "gcc failed or is missing: \(status.output.prefix(200))")
+    }
+    try Self.initFile(samples: samples, initial: initial)
+      .write(to: directory.appendingPathComponent("init.bin"))
+  }
+
+  /// The layout `train_c.c` reads: int32 N, every layer's W ([in][out]), then every bias,
+  /// then N×9 features and N labels, all float32.
+  static func initFile(samples: Samples, initial: ParameterVector) -> Data {
+    var data = Data()
+    func append<T>(_ values: [T]) { values.withUnsafeBytes { data.append(contentsOf: $0) } }
+    append([Int32(samples.count)])
+    let layers = MLPArchitecture.paper.layers
+    for layer in layers { append(Array(initial.buffer[layer.weightOffset..<layer.biasOffset])) }
+    for layer in layers { append(Array(initial.buffer[layer.biasOffset..<layer.end])) }
+    append(samples.features)
+    append(samples.labels.map(Float.init))
+    return data
+  }
+
+  func run() throws -> Run {
+    var environment = ProcessInfo.processInfo.environment
+    environment["FTZ"] = "1"
+    let result = try Self.execute(directory.appendingPathComponent("train_c").path,
+                                  [directory.appendingPathComponent("init.bin").path],
+                                  environment: environment)
+    guard let train = result.output.split(separator: "\n").first(where: { $0.hasPrefix("[fused] train:") }),
+          let median = Self.number(in: train, before: " (median)"),
+          let best = Self.number(in: train, before: " samples/s (best)"),
+          let inference = result.output.split(separator: "\n").first(where: { $0.hasPrefix("inference") }),
+          let forward = Self.number(in: inference, after: "best ")
+    else { throw Unavailable(description: "unexpected train_c output: \(result.output.prefix(300))") }
+    return Run(medianRate: median, bestRate: best, inferenceMicroseconds: forward)
+  }
+
+  func removeFiles() {
+    try? FileManager.default.removeItem(at: directory)
+  }
+
+  private static func number(in line: Substring, before marker: String) -> Double? {
+    guard let end = line.range(of: marker)?.lowerBound else { return nil }
+    return Double(line[..<end].split(separator: " ").last ?? "")
+  }
+
+  private static func number(in line: Substring, after marker: String) -> Double? {
+    guard let start = line.range(of: marker)?.upperBound else { return nil }
+    return Double(line[start...].split(separator: " ").first ?? "")
+  }
+
+  private static func execute(_ path: String, _ arguments: [String],
+                              environment: [String: String]? = nil) throws -> (code: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+  }
+}

@@ -1,0 +1,365 @@
+import Glibc
+
+/// Trains, differentiates and evaluates networks of one `MLPArchitecture`.
+///
+/// A trainer owns only scratch: activations, deltas, Adam moments, a gradient buffer and a working
+/// copy of the parameters (`scratchByteCount`, ≈ 4 parameter vectors). Parameters are passed in
+/// per call, so one trainer per worker thread serves any number of clients; a client then costs
+/// only its data and its delta. A trainer is not thread-safe: use one per thread.
+///
+/// Every entry point runs with subnormals flushed to zero (`FloatEnvironment`), so results do not
+/// depend on the calling thread's mode. With batch size 1 and no gradient hook, training uses a
+/// fused backward+update sweep (no gradient buffer); otherwise gradients are materialized. Both
+/// paths give bit-identical results for batch size 1.
+public final class MLPTrainer {
+  public let architecture: MLPArchitecture
+  private let layers: [MLPArchitecture.Layer]
+  private let isBinary: Bool
+  /// Post-activation outputs of every layer (logits for the last), layer `l` at `outputOffsets[l]`.
+  private let activations: UnsafeMutablePointer<Float>
+  private let outputOffsets: [Int]
+  private let activationCount: Int
+  /// Two delta buffers of `maxWidth` floats, swapped layer by layer during backward.
+  private let outputDelta: UnsafeMutablePointer<Float>
+  private let inputDelta: UnsafeMutablePointer<Float>
+  private let firstMoment: ParameterVector
+  private let secondMoment: ParameterVector
+  private let gradient: ParameterVector
+  private let working: ParameterVector
+
+  public init(architecture: MLPArchitecture) {
+    self.architecture = architecture
+    layers = architecture.layers
+    isBinary = architecture.outputWidth == 1
+    var offsets = [Int]()
+    var total = 0
+    for layer in layers {
+      offsets.append(total)
+      total += layer.outputWidth
+    }
+    outputOffsets = offsets
+    activationCount = total
+    activations = .allocate(capacity: total)
+    activations.initialize(repeating: 0, count: total)
+    outputDelta = .allocate(capacity: architecture.maxWidth)
+    outputDelta.initialize(repeating: 0, count: architecture.maxWidth)
+    inputDelta = .allocate(capacity: architecture.maxWidth)
+    inputDelta.initialize(repeating: 0, count: architecture.maxWidth)
+    firstMoment = ParameterVector(count: architecture.parameterCount)
+    secondMoment = ParameterVector(count: architecture.parameterCount)
+    gradient = ParameterVector(count: architecture.parameterCount)
+    working = ParameterVector(count: architecture.parameterCount)
+  }
+
+  deinit {
+    activations.deallocate()
+    outputDelta.deallocate()
+    inputDelta.deallocate()
+  }
+
+  /// Bytes of scratch this trainer holds (the per-worker memory cost).
+  public var scratchByteCount: Int {
+    (4 * architecture.parameterCount + activationCount + 2 * architecture.maxWidth)
+      * MemoryLayout<Float>.stride
+  }
+
+  // MARK: Training
+
+  /// Trains `parameters` in place on `samples`. Adam starts from zero moments at step 0.
+  public func train(_ parameters: ParameterVector, on samples: Samples,
+                    options: TrainingOptions = TrainingOptions(),
+                    gradientHook: GradientHook? = nil) throws -> TrainingSummary {
+    try architecture.validate(parameters)
+    try validate(samples)
+    guard samples.count > 0 else { throw ModelError.noSamples }
+    try options.validate(for: architecture)
+    return try FloatEnvironment.withSubnormalsFlushed {
+      switch options.optimizer {
+      case .adam(let learningRate, let beta1, let beta2, let epsilon):
+        firstMoment.zero()
+        secondMoment.zero()
+        return try train(parameters.pointer, on: samples, options: options, hook: gradientHook) {
+          step in
+          AdamStep(beta1: beta1, beta2: beta2, epsilon: epsilon, learningRate: learningRate,
+                   step: step, m: firstMoment.pointer, v: secondMoment.pointer)
+        }
+      case .sgd(let learningRate):
+        return try train(parameters.pointer, on: samples, options: options, hook: gradientHook) {
+          _ in SGDStep(learningRate: learningRate)
+        }
+      }
+    }
+  }
+
+  /// Trains a copy of `start` (in this trainer's working buffer) and returns trained − start.
+  /// The hook sees the working copy. `start` is not modified.
+  public func trainDelta(from start: ParameterVector, on samples: Samples,
+                         options: TrainingOptions = TrainingOptions(),
+                         gradientHook: GradientHook? = nil) throws -> TrainingResult {
+    try architecture.validate(start)
+    working.assign(from: start)
+    let summary = try train(working, on: samples, options: options, gradientHook: gradientHook)
+    let delta = ParameterVector(count: start.count)
+    for index in 0..<start.count { delta[index] = working[index] - start[index] }
+    return TrainingResult(delta: delta, summary: summary)
+  }
+
+  private func train<Rule: ElementUpdate>(
+    _ parameters: UnsafeMutablePointer<Float>, on samples: Samples, options: TrainingOptions,
+    hook: GradientHook?, rule makeRule: (_ step: Int) -> Rule
+  ) throws -> TrainingSummary {
+    let count = samples.count
+    let firstTrainedLayer = options.frozenLayerCount
+    let trained = architecture.prefixParameterCount(layers: firstTrainedLayer)
+      ..< architecture.parameterCount
+    let fused = options.batchSize == 1 && hook == nil
+    var order = Array(0..<count)
+    var generator = SeededGenerator(seed: options.seed)
+    var epochLosses = [Double]()
+    var step = 0
+    try samples.features.withUnsafeBufferPointer { features in
+      for _ in 0..<options.epochs {
+        if options.shuffle { generator.shuffle(&order) }
+        var lossSum = 0.0
+        var batchStart = 0
+        while batchStart < count {
+          let batch = order[batchStart..<min(batchStart + options.batchSize, count)]
+          batchStart = batch.endIndex
+          step += 1
+          if fused {
+            let row = batch.first!
+            let input = features.baseAddress! + row * samples.width
+            lossSum += forwardAndOutputDelta(input, parameters: parameters, label: samples.labels[row])
+            backward(input, parameters: parameters, firstTrainedLayer: firstTrainedLayer,
+                     rule: makeRule(step))
+            continue
+          }
+          lossSum += accumulateGradient(parameters, samples: samples, features: features,
+                                        rows: batch, firstTrainedLayer: firstTrainedLayer)
+          try hook?(UnsafeBufferPointer(start: parameters, count: architecture.parameterCount),
+                    gradient.buffer)
+          applyElementwise(makeRule(step), parameters: parameters, range: trained,
+                           gradient: gradient.pointer + trained.lowerBound)
+        }
+        epochLosses.append(lossSum / Double(count))
+      }
+    }
+    return TrainingSummary(epochLosses: epochLosses, steps: step)
+  }
+
+  // MARK: Gradient oracle
+
+  /// Mean loss and its gradient at `weights` over `rows` of `samples` (nil: every row), written
+  /// to `gradient`. Parameters of the first `frozenLayerCount` layers get a zero gradient.
+  /// `weights` is only read.
+  public func lossAndGradient(weights: UnsafeBufferPointer<Float>, samples: Samples,
+                              rows: [Int]? = nil, frozenLayerCount: Int = 0,
+                              gradient output: UnsafeMutableBufferPointer<Float>) throws -> Double {
+    for buffer in [weights.count, output.count] where buffer != architecture.parameterCount {
+      throw ModelError.parameterCountMismatch(expected: architecture.parameterCount, actual: buffer)
+    }
+    try validate(samples)
+    try TrainingOptions(frozenLayerCount: frozenLayerCount).validate(for: architecture)
+    let rows = rows ?? Array(0..<samples.count)
+    guard !rows.isEmpty else { throw ModelError.noSamples }
+    if let bad = rows.first(where: { !(0..<samples.count).contains($0) }) {
+      throw ModelError.rowOutOfRange(row: bad, count: samples.count)
+    }
+    let loss = FloatEnvironment.withSubnormalsFlushed {
+      samples.features.withUnsafeBufferPointer { features in
+        // Gradient accumulation only reads the weights (GradientAccumulation.writesWeights).
+        accumulateGradient(UnsafeMutablePointer(mutating: weights.baseAddress!), samples: samples,
+                           features: features, rows: rows, firstTrainedLayer: frozenLayerCount)
+      }
+    }
+    output.baseAddress!.update(from: gradient.pointer, count: architecture.parameterCount)
+    return loss / Double(rows.count)
+  }
+
+  /// `lossAndGradient(weights:…)` for parameter vectors.
+  public func lossAndGradient(at weights: ParameterVector, samples: Samples, rows: [Int]? = nil,
+                              frozenLayerCount: Int = 0, into output: ParameterVector) throws -> Double {
+    try lossAndGradient(weights: UnsafeBufferPointer(weights.buffer), samples: samples, rows: rows,
+                        frozenLayerCount: frozenLayerCount, gradient: output.buffer)
+  }
+
+  /// Fills `gradient` with the batch-mean gradient over `rows` (zero for frozen layers) and
+  /// returns the summed loss.
+  private func accumulateGradient(
+    _ parameters: UnsafeMutablePointer<Float>, samples: Samples,
+    features: UnsafeBufferPointer<Float>, rows: some Collection<Int>, firstTrainedLayer: Int
+  ) -> Double {
+    gradient.zero()
+    let accumulate = GradientAccumulation(gradient: gradient.pointer)
+    var lossSum = 0.0
+    for row in rows {
+      let input = features.baseAddress! + row * samples.width
+      lossSum += forwardAndOutputDelta(input, parameters: parameters, label: samples.labels[row])
+      backward(input, parameters: parameters, firstTrainedLayer: firstTrainedLayer, rule: accumulate)
+    }
+    if rows.count > 1 {
+      let divisor = Float(rows.count)
+      let start = architecture.prefixParameterCount(layers: firstTrainedLayer)
+      for index in start..<architecture.parameterCount { gradient[index] /= divisor }
+    }
+    return lossSum
+  }
+
+  // MARK: Inference
+
+  /// Output probabilities for every row: P(class 1) per row for a sigmoid head, the
+  /// `outputWidth` softmax probabilities per row (row-major) otherwise.
+  public func probabilities(_ parameters: ParameterVector, for samples: Samples) throws -> [Float] {
+    try architecture.validate(parameters)
+    try validate(samples, checkingLabels: false)
+    let width = architecture.outputWidth
+    return [Float](unsafeUninitializedCapacity: samples.count * width) { output, initialized in
+      forEachRow(of: samples, parameters: parameters) { row, logits in
+        writeProbabilities(of: logits, to: output.baseAddress! + row * width)
+      }
+      initialized = samples.count * width
+    }
+  }
+
+  /// Probabilities for one sample (`features.count == inputWidth`) into `output`
+  /// (`outputWidth` floats). Allocates nothing.
+  public func predict(_ parameters: ParameterVector, features: UnsafeBufferPointer<Float>,
+                      into output: UnsafeMutableBufferPointer<Float>) throws {
+    try architecture.validate(parameters)
+    guard features.count == architecture.inputWidth else {
+      throw ModelError.sampleWidthMismatch(expected: architecture.inputWidth, actual: features.count)
+    }
+    guard output.count == architecture.outputWidth else {
+      throw ModelError.invalidOption("output buffer needs \(architecture.outputWidth) floats")
+    }
+    FloatEnvironment.withSubnormalsFlushed {
+      writeProbabilities(of: forward(features.baseAddress!, parameters: parameters.pointer),
+                         to: output.baseAddress!)
+    }
+  }
+
+  /// Mean loss and accuracy of `parameters` on `samples`.
+  public func evaluate(_ parameters: ParameterVector, on samples: Samples) throws -> Evaluation {
+    try architecture.validate(parameters)
+    try validate(samples)
+    guard samples.count > 0 else { throw ModelError.noSamples }
+    var lossSum = 0.0
+    var correct = 0
+    forEachRow(of: samples, parameters: parameters) { row, logits in
+      let label = samples.labels[row]
+      lossSum += loss(of: logits, label: label)
+      if predictedClass(of: logits) == label { correct += 1 }
+    }
+    return Evaluation(meanLoss: lossSum / Double(samples.count),
+                      accuracy: Double(correct) / Double(samples.count))
+  }
+
+  private func forEachRow(of samples: Samples, parameters: ParameterVector,
+                          _ body: (_ row: Int, _ logits: UnsafeMutablePointer<Float>) -> Void) {
+    FloatEnvironment.withSubnormalsFlushed {
+      samples.features.withUnsafeBufferPointer { features in
+        for row in 0..<samples.count {
+          body(row, forward(features.baseAddress! + row * samples.width,
+                            parameters: parameters.pointer))
+        }
+      }
+    }
+  }
+
+  // MARK: Kernels glue
+
+  /// Runs every layer and returns the logits.
+  @inline(__always)
+  private func forward(_ input: UnsafePointer<Float>,
+                       parameters: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+    var layerInput = input
+    for (index, layer) in layers.enumerated() {
+      let output = activations + outputOffsets[index]
+      denseForward(layer, input: layerInput, parameters: parameters, output: output,
+                   relu: index < layers.count - 1)
+      layerInput = UnsafePointer(output)
+    }
+    return activations + outputOffsets[layers.count - 1]
+  }
+
+  /// Forward pass, then dLoss/dlogits into `outputDelta`; returns the sample's loss.
+  @inline(__always)
+  private func forwardAndOutputDelta(_ input: UnsafePointer<Float>,
+                                     parameters: UnsafePointer<Float>, label: Int32) -> Double {
+    let logits = forward(input, parameters: parameters)
+    writeProbabilities(of: logits, to: outputDelta)
+    outputDelta[Int(isBinary ? 0 : label)] -= isBinary ? Float(label) : 1
+    return loss(of: logits, label: label)
+  }
+
+  /// Backward pass from `outputDelta` down to `firstTrainedLayer`, each layer fused with `rule`.
+  @inline(__always)
+  private func backward<Rule: ElementUpdate>(_ input: UnsafePointer<Float>,
+                                             parameters: UnsafeMutablePointer<Float>,
+                                             firstTrainedLayer: Int, rule: Rule) {
+    var delta = outputDelta
+    var belowDelta = inputDelta
+    var index = layers.count - 1
+    while index >= firstTrainedLayer {
+      let layerInput = index == 0 ? input : UnsafePointer(activations + outputOffsets[index - 1])
+      denseBackward(layers[index], input: layerInput, delta: delta,
+                    inputDelta: index > firstTrainedLayer ? belowDelta : nil,
+                    parameters: parameters, rule: rule)
+      swap(&delta, &belowDelta)
+      index -= 1
+    }
+  }
+
+  /// Sigmoid of the single logit, or the softmax of all logits.
+  @inline(__always)
+  private func writeProbabilities(of logits: UnsafePointer<Float>,
+                                  to output: UnsafeMutablePointer<Float>) {
+    if isBinary {
+      output[0] = 1 / (1 + expf(-logits[0]))
+      return
+    }
+    let width = architecture.outputWidth
+    var largest = logits[0]
+    for index in 1..<width { largest = max(largest, logits[index]) }
+    var total: Float = 0
+    for index in 0..<width {
+      output[index] = expf(logits[index] - largest)
+      total += output[index]
+    }
+    for index in 0..<width { output[index] /= total }
+  }
+
+  /// Cross-entropy of one sample, in float64 from the logits (no clipping, no overflow).
+  @inline(__always)
+  private func loss(of logits: UnsafePointer<Float>, label: Int32) -> Double {
+    if isBinary {
+      let logit = Double(logits[0])
+      return max(logit, 0) - Double(label) * logit + log1p(exp(-abs(logit)))
+    }
+    let width = architecture.outputWidth
+    var largest = Double(logits[0])
+    for index in 1..<width { largest = max(largest, Double(logits[index])) }
+    var total = 0.0
+    for index in 0..<width { total += exp(Double(logits[index]) - largest) }
+    return log(total) + largest - Double(logits[Int(label)])
+  }
+
+  @inline(__always)
+  private func predictedClass(of logits: UnsafePointer<Float>) -> Int32 {
+    if isBinary { return logits[0] > 0 ? 1 : 0 }
+    var best = 0
+    for index in 1..<architecture.outputWidth where logits[index] > logits[best] { best = index }
+    return Int32(best)
+  }
+
+  private func validate(_ samples: Samples, checkingLabels: Bool = true) throws {
+    guard samples.width == architecture.inputWidth else {
+      throw ModelError.sampleWidthMismatch(expected: architecture.inputWidth, actual: samples.width)
+    }
+    guard checkingLabels else { return }
+    let classCount = architecture.classCount
+    if let row = samples.labels.firstIndex(where: { !(0..<Int32(classCount)).contains($0) }) {
+      throw ModelError.labelOutOfRange(row: row, label: samples.labels[row], classCount: classCount)
+    }
+  }
+}

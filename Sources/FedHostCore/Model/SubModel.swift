@@ -1,0 +1,65 @@
+extension MLPArchitecture {
+  /// The width-scaled architecture for HeteroFL rate `rate` ∈ (0, 1]: every hidden width `d`
+  /// becomes `⌈rate·d⌉`; input and output widths are kept.
+  public func scaled(rate: Double) throws -> MLPArchitecture {
+    guard rate > 0, rate <= 1 else { throw ModelError.invalidRate(rate) }
+    var scaled = widths
+    for index in 1..<(widths.count - 1) {
+      scaled[index] = Int((rate * Double(widths[index])).rounded(.up))
+    }
+    return try MLPArchitecture(widths: scaled)
+  }
+}
+
+/// A HeteroFL sub-model: the leading `⌈rate·width⌉` units of every hidden layer of a global model.
+///
+/// In the flat layout (see `MLPArchitecture`), sub-layer `l` keeps, for each of its first
+/// `sub.widths[l]` input rows, the leading `sub.widths[l + 1]` weights of the global row, and the
+/// leading `sub.widths[l + 1]` biases. `extract` and `scatter` walk those contiguous runs.
+public struct SubModel: Sendable, Hashable {
+  public let global: MLPArchitecture
+  public let rate: Double
+  public let architecture: MLPArchitecture
+
+  public init(global: MLPArchitecture, rate: Double) throws {
+    self.global = global
+    self.rate = rate
+    architecture = try global.scaled(rate: rate)
+  }
+
+  /// The sub-model's parameters, sliced out of global parameters.
+  public func extract(from globalParameters: ParameterVector) throws -> ParameterVector {
+    try global.validate(globalParameters)
+    let sub = ParameterVector(count: architecture.parameterCount)
+    forEachSharedRun { globalOffset, subOffset, count in
+      (sub.pointer + subOffset).update(from: globalParameters.pointer + globalOffset, count: count)
+    }
+    return sub
+  }
+
+  /// A sub-model delta placed into a global-sized delta, with the coverage mask (1 = the element
+  /// belongs to the sub-model and was trained). Elements outside the sub-model are 0 in both.
+  public func scatter(delta subDelta: ParameterVector) throws -> (delta: ParameterVector, coverage: [UInt8]) {
+    try architecture.validate(subDelta)
+    let delta = ParameterVector(count: global.parameterCount)
+    var coverage = [UInt8](repeating: 0, count: global.parameterCount)
+    coverage.withUnsafeMutableBufferPointer { mask in
+      forEachSharedRun { globalOffset, subOffset, count in
+        (delta.pointer + globalOffset).update(from: subDelta.pointer + subOffset, count: count)
+        (mask.baseAddress! + globalOffset).update(repeating: 1, count: count)
+      }
+    }
+    return (delta, coverage)
+  }
+
+  /// Calls `body` for every contiguous run the sub-model shares with the global layout.
+  private func forEachSharedRun(_ body: (_ globalOffset: Int, _ subOffset: Int, _ count: Int) -> Void) {
+    for (globalLayer, subLayer) in zip(global.layers, architecture.layers) {
+      for row in 0..<subLayer.inputWidth {
+        body(globalLayer.weightOffset + row * globalLayer.outputWidth,
+             subLayer.weightOffset + row * subLayer.outputWidth, subLayer.outputWidth)
+      }
+      body(globalLayer.biasOffset, subLayer.biasOffset, subLayer.outputWidth)
+    }
+  }
+}

@@ -1,0 +1,94 @@
+/// A local optimizer. Each `MLPTrainer.train` call starts it from a fresh state (zero Adam
+/// moments, step 0), as a client does at the start of a round.
+public enum Optimizer: Sendable, Hashable {
+  /// Keras-style Adam: `m += (g − m)(1 − β1)`, `v += (g² − v)(1 − β2)`,
+  /// `w −= (m·α_t) / (√v + ε)` with `α_t = lr·√(1 − β2^t) / (1 − β1^t)`.
+  case adam(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7)
+  /// Plain SGD: `w −= lr·g`.
+  case sgd(learningRate: Float)
+
+  /// The paper's local optimizer: Adam, learning rate 1e-5 (used with batch size 1).
+  public static let paper = Optimizer.adam(learningRate: 1e-5)
+
+  func validate() throws {
+    let learningRate: Float
+    switch self {
+    case .adam(let rate, let beta1, let beta2, let epsilon):
+      learningRate = rate
+      guard (0..<1).contains(beta1), (0..<1).contains(beta2), epsilon > 0 else {
+        throw ModelError.invalidOption("Adam needs 0 ≤ β1, β2 < 1 and ε > 0")
+      }
+    case .sgd(let rate):
+      learningRate = rate
+    }
+    guard learningRate.isFinite, learningRate > 0 else {
+      throw ModelError.invalidOption("learning rate must be positive and finite, got \(learningRate)")
+    }
+  }
+}
+
+/// How `MLPTrainer.train` runs.
+public struct TrainingOptions: Sendable, Hashable {
+  public var optimizer: Optimizer
+  public var epochs: Int
+  /// Samples per optimizer step; the gradient is averaged over the batch (the last batch of an
+  /// epoch may be smaller). 1 selects the fused backward+update kernel.
+  public var batchSize: Int
+  /// Reshuffle the sample order at the start of every epoch.
+  public var shuffle: Bool
+  /// Seeds the shuffling (`SeededGenerator`).
+  public var seed: UInt64
+  /// The first `frozenLayerCount` layers get no update (their optimizer state is untouched).
+  public var frozenLayerCount: Int
+
+  public init(optimizer: Optimizer = .paper, epochs: Int = 1, batchSize: Int = 1,
+              shuffle: Bool = true, seed: UInt64 = 0, frozenLayerCount: Int = 0) {
+    self.optimizer = optimizer
+    self.epochs = epochs
+    self.batchSize = batchSize
+    self.shuffle = shuffle
+    self.seed = seed
+    self.frozenLayerCount = frozenLayerCount
+  }
+
+  func validate(for architecture: MLPArchitecture) throws {
+    guard epochs >= 1 else { throw ModelError.invalidOption("epochs must be at least 1, got \(epochs)") }
+    guard batchSize >= 1 else {
+      throw ModelError.invalidOption("batch size must be at least 1, got \(batchSize)")
+    }
+    guard (0...architecture.layerCount).contains(frozenLayerCount) else {
+      throw ModelError.invalidOption(
+        "cannot freeze \(frozenLayerCount) layers of a \(architecture.layerCount)-layer model")
+    }
+    try optimizer.validate()
+  }
+}
+
+/// Called after every backward pass, before the optimizer step, with the weights being trained
+/// and the gradient of the (batch-mean) loss, which it may edit in place. Elements of frozen
+/// layers are 0 and are ignored by the step. Errors thrown here end training and propagate.
+public typealias GradientHook = (
+  _ weights: UnsafeBufferPointer<Float>, _ gradient: UnsafeMutableBufferPointer<Float>
+) throws -> Void
+
+/// What a training run saw.
+public struct TrainingSummary: Sendable, Hashable {
+  /// Mean loss of each epoch, each sample's loss taken on the forward pass before its update.
+  public var epochLosses: [Double]
+  /// Optimizer steps taken.
+  public var steps: Int
+}
+
+/// A client's local training result: the change to its starting model.
+public struct TrainingResult: Sendable {
+  /// Trained parameters minus the starting parameters.
+  public var delta: ParameterVector
+  public var summary: TrainingSummary
+}
+
+/// Loss and accuracy of parameters on samples.
+public struct Evaluation: Sendable, Hashable {
+  public var meanLoss: Double
+  /// Fraction of rows whose predicted class (p > 0.5, or the arg-max) equals the label.
+  public var accuracy: Double
+}
