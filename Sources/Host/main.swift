@@ -8,8 +8,12 @@ let topLevelHelp = """
   initialization strategies loaded as C-ABI plugins.
 
   usage:
+    host [run] --aggregator LIB [options]             the Fed-Meta-Align protocol + baselines, one seed
+    host compare --aggregators LIST [--seeds N]       strategies side by side over seeds, with plots
     host plugins list | describe LIB | validate LIB   inspect and check strategy plugins
     host --help | --version
+
+  Quick start:  host --aggregator libSimilarityAware.so
 
   Plugins are found by path, or by file name in --plugin-path, FEDHOST_PLUGIN_PATH, then the
   directory of the host binary. `host COMMAND --help` describes each command.
@@ -20,6 +24,10 @@ func runHost(_ arguments: [String]) -> Int32 {
   do {
     switch rest.first {
     case "plugins": return try PluginsCommand.run(rest.dropFirst())
+    case "run": return try RunCommand.run(rest.dropFirst())
+    case "compare": return try CompareCommand.run(rest.dropFirst())
+    case let option? where option.hasPrefix("--") && option != "--help" && option != "--version":
+      return try RunCommand.run(rest)
     case "--version": print("fedhost \(fedHostVersion) (plugin ABI \(hostABIMajor).\(hostABIMinor))"); return 0
     case "--help", "-h", "help", nil: print(topLevelHelp); return rest.isEmpty ? 2 : 0
     case let other?: throw UsageError("unknown command \"\(other)\" (see `host --help`)")

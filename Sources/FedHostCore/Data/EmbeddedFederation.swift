@@ -26,6 +26,9 @@ public enum EmbeddedFederation {
   public static let machineFailureShare = 393.0 / 944.0
   /// The common input width, as in the paper.
   public static let inputWidth = 9
+  /// The generator seed `host` uses, so the embedded data are the same in every run; a run's
+  /// own `--seed` varies the splits and training, not the data.
+  public static let defaultSeed: UInt64 = 2_025
 
   /// The two devices and the pretraining set; identical for identical seeds.
   public static func make(seed: UInt64) -> FederationData {

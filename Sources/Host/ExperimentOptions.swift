@@ -1,0 +1,115 @@
+import FedHostCore
+import Foundation
+
+/// Options shared by `host run` (the main job) and `host compare`: where the federation comes
+/// from, the preset and every hyperparameter, plugins, output.
+enum ExperimentOptions {
+  static let specs: [OptionSpec] = [
+    .value("federation", "FILE", "federation spec (JSON, see docs/federation-spec.md); default: the embedded two-device federation"),
+    .value("data-dir", "DIR", "directory the spec's dataset files are relative to (default: .)"),
+    .value("preset", "NAME", "tuned (default: the protocol with sane training) or paper (Section IV.D exactly)"),
+    .value("threads", "N", "worker threads for client training (default: all cores; results do not depend on it)"),
+    .value("plugin-path", "DIRS", "extra plugin directories (colon-separated, repeatable)"),
+    .value("plugin-config", "KEY=JSON", "extra config entry for every plugin declaring KEY, e.g. variance_mode=\"v2\" (repeatable)"),
+    .value("optimizer", "NAME", "adam or sgd (both presets: adam)"),
+    .value("learning-rate", "LR", "local learning rate (paper 1e-5, tuned 1e-3)"),
+    .value("batch-size", "N", "local batch size (paper 1, tuned 16)"),
+    .value("pretrain-epochs", "N", "Phase 0 epochs on the pretraining set, 0 skips it (paper 1, tuned 0)"),
+    .value("serial-rounds", "N", "Phase 1 rounds of the initializer (10)"),
+    .value("serial-epochs", "N", "Phase 1 epochs per device visit (1)"),
+    .value("rounds", "N", "Phase 2 parallel rounds (10)"),
+    .value("local-epochs", "N", "Phase 2 local epochs per round (paper 1, tuned 2)"),
+    .value("personalization-epochs", "N", "Phase 3 fine-tuning epochs, 0 skips it (paper 10, tuned 30)"),
+    .value("personalization-learning-rate", "LR", "Phase 3 learning rate (paper 1e-5, tuned 1e-3)"),
+    .value("freeze-fraction", "F", "share of layers frozen in Phase 3 (0.5: the first half)"),
+    .value("local-only-epochs", "N", "epochs of the Local Only baseline (paper 10, tuned 30)"),
+    .value("threshold", "RULE", "f1 (F1-optimal on a validation slice, default) or fixed (0.5)"),
+    .value("similarity-floor", "C", "SimilarityAware's floor c (0.1)"),
+    .value("mu", "MU", "FedProx's proximal weight μ (0.01)"),
+    .value("out", "DIR", "write report.md/.csv/.json, SVG plots and models here (atomically)"),
+    .flag("json", "print the report as JSON on stdout instead of Markdown"),
+    .flag("quiet", "no progress lines on stderr"),
+    .flag("help", "show this help"),
+  ]
+
+  /// Loads the federation's data: a spec file with its data directory, or the embedded default.
+  static func federationData(_ options: ParsedOptions) throws -> (data: FederationData, source: String) {
+    guard let specPath = options.value("federation") else {
+      return (EmbeddedFederation.make(seed: EmbeddedFederation.defaultSeed), "embedded two-device federation (synthetic)")
+    }
+    let spec = try FederationSpec.load(contentsOf: URL(fileURLWithPath: specPath))
+    let directory = options.value("data-dir") ?? "."
+    return (try spec.loadData(dataDirectory: URL(fileURLWithPath: directory)), "\(specPath) (data in \(directory))")
+  }
+
+  /// Preset, then the spec's `training` object, then command-line flags.
+  static func settings(_ options: ParsedOptions, data: FederationData) throws -> PipelineSettings {
+    let presetName = options.value("preset") ?? PipelineSettings.Preset.tuned.rawValue
+    guard let preset = PipelineSettings.Preset(rawValue: presetName) else {
+      throw UsageError("--preset must be one of \(PipelineSettings.Preset.allCases.map(\.rawValue)), got \"\(presetName)\"")
+    }
+    var settings = PipelineSettings(preset: preset, threads: try options.integer("threads", default: WorkerPool.defaultThreadCount))
+    settings.apply(data.training)
+    if let name = options.value("optimizer") {
+      guard ["adam", "sgd"].contains(name) else { throw UsageError("--optimizer must be adam or sgd, got \"\(name)\"") }
+      settings.useSGD = name == "sgd"
+    }
+    if let value = try options.number("learning-rate") { settings.learningRate = Float(value) }
+    settings.batchSize = try options.integer("batch-size", default: settings.batchSize)
+    settings.pretrainEpochs = try options.integer("pretrain-epochs", default: settings.pretrainEpochs)
+    settings.serialRounds = try options.integer("serial-rounds", default: settings.serialRounds)
+    settings.serialEpochs = try options.integer("serial-epochs", default: settings.serialEpochs)
+    settings.parallelRounds = try options.integer("rounds", default: settings.parallelRounds)
+    settings.localEpochs = try options.integer("local-epochs", default: settings.localEpochs)
+    settings.personalizationEpochs = try options.integer("personalization-epochs", default: settings.personalizationEpochs)
+    if let value = try options.number("personalization-learning-rate") { settings.personalizationLearningRate = Float(value) }
+    if let value = try options.number("freeze-fraction") { settings.freezeFraction = value }
+    settings.localOnlyEpochs = try options.integer("local-only-epochs", default: settings.localOnlyEpochs)
+    if let rule = options.value("threshold") {
+      guard let parsed = PipelineSettings.ThresholdRule(rawValue: rule) else {
+        throw UsageError("--threshold must be f1 or fixed, got \"\(rule)\"")
+      }
+      settings.threshold = parsed
+    }
+    if let value = try options.number("similarity-floor") { settings.similarityFloor = value }
+    if let value = try options.number("mu") { settings.mu = value }
+    do { try settings.validate() } catch { throw UsageError("\(error)") }
+    return settings
+  }
+
+  static func pluginConfig(_ options: ParsedOptions) throws -> [String: String] {
+    var config: [String: String] = [:]
+    for entry in options.all("plugin-config") {
+      let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+      guard parts.count == 2, !parts[0].isEmpty,
+            (try? JSONSerialization.jsonObject(with: Data(parts[1].utf8), options: [.fragmentsAllowed])) != nil else {
+        throw UsageError("--plugin-config expects KEY=JSON (e.g. mu=0.1 or mode=\"median\"), got \"\(entry)\"")
+      }
+      config[parts[0]] = parts[1]
+    }
+    return config
+  }
+
+  static func progress(_ options: ParsedOptions) -> (String) -> Void {
+    if options.has("quiet") { return { _ in } }
+    let start = ContinuousClock.now
+    return { line in
+      let elapsed = ContinuousClock.now - start
+      let stamp = String(format: "%7.2fs", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+      FileHandle.standardError.write(Data("\(stamp) \(line)\n".utf8))
+    }
+  }
+
+  /// Prints the report (Markdown or JSON) and writes the report files under --out.
+  static func publish(_ report: ComparisonReport, options: ParsedOptions) throws {
+    if let directory = options.value("out") {
+      try ReportFiles.write(report, to: directory)
+    }
+    if options.has("json") {
+      FileHandle.standardOutput.write(try TableWriters.json(report))
+      print()
+    } else {
+      print(TableWriters.markdown(report), terminator: "")
+    }
+  }
+}
