@@ -29,8 +29,9 @@ public enum SplitMode: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// The data protocol's fractions. Defaults are the paper's: 80/20 train/test per device, the
-/// train part 20/50/30 into Phases 1/2/3, support 20 % of a phase (rest query) as in
-/// Meta-SGD-style FL, and 20 % of Phase 3 kept aside to choose a decision threshold.
+/// train part 20/50/30 into Phases 1/2/3; inside Phases 1 and 2, 80 % support (what a device
+/// trains on) and 20 % query (what scores its update: the paper does not give this ratio); and
+/// 20 % of Phase 3 kept aside to choose a decision threshold.
 public struct SplitFractions: Sendable, Equatable {
   public var test: Double
   public var phase1: Double
@@ -43,7 +44,7 @@ public struct SplitFractions: Sendable, Equatable {
   public var mode: SplitMode
 
   public init(test: Double = 0.2, phase1: Double = 0.2, phase2: Double = 0.5, phase3: Double = 0.3,
-              support: Double = 0.2, validation: Double = 0.2, mode: SplitMode = .stratified) {
+              support: Double = 0.8, validation: Double = 0.2, mode: SplitMode = .stratified) {
     self.test = test
     self.phase1 = phase1
     self.phase2 = phase2

@@ -1,0 +1,119 @@
+import Foundation
+
+/// The state of a run between rounds, written atomically to `--out/checkpoint.json` after
+/// Phase 1 and after every Phase 2 round, so `--resume DIR` can continue a run killed at any
+/// point and end bit-identical to an uninterrupted one.
+///
+/// Everything random in a run is derived from (seed, phase, round, client) (see
+/// `deriveSeed`), so a checkpoint needs no generator state of the host's own: the global model,
+/// the plugins' states (through the ABI's save_state), the round number and the results so far
+/// are enough. One JSON file holds all of it, so a reader sees either the old or the new state.
+public struct RunCheckpoint: Codable, Sendable {
+  public static let fileName = "checkpoint.json"
+  static let formatVersion = 1
+
+  var version = RunCheckpoint.formatVersion
+  /// Identifies the run (plan, settings, data source): resuming a different run is refused.
+  var fingerprint: String
+  var localOnly: [SeedScores] = []
+  var completed: [CompletedStrategy] = []
+  var current: StrategyProgress?
+
+  struct SeedScores: Codable, Sendable {
+    var seed: UInt64
+    var scores: [DeviceScore]
+  }
+
+  /// A strategy run (one seed) that finished, or failed.
+  struct CompletedStrategy: Codable, Sendable {
+    var seed: UInt64
+    var strategyIndex: Int
+    var name: String
+    var failure: String?
+    var global: [DeviceScore]
+    var personalized: [DeviceScore]
+    var accuracyCurve: [Double]
+    var lossCurve: [Double]
+  }
+
+  /// The strategy run in progress.
+  struct StrategyProgress: Codable, Sendable {
+    var seed: UInt64
+    var strategyIndex: Int
+    var point: ResumePoint
+  }
+
+  init(fingerprint: String) { self.fingerprint = fingerprint }
+
+  /// Reads `directory/checkpoint.json` and checks it belongs to the run `fingerprint` describes.
+  static func load(from directory: String, fingerprint: String) throws -> RunCheckpoint {
+    let path = directory + "/" + fileName
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw CheckpointError("\(path): no checkpoint to resume from")
+    }
+    let checkpoint: RunCheckpoint
+    do { checkpoint = try JSONDecoder().decode(RunCheckpoint.self, from: data) } catch {
+      throw CheckpointError("\(path): not a readable checkpoint (\(error))")
+    }
+    guard checkpoint.version == formatVersion else {
+      throw CheckpointError("\(path): checkpoint format \(checkpoint.version), this host reads \(formatVersion)")
+    }
+    guard checkpoint.fingerprint == fingerprint else {
+      throw CheckpointError("\(path): the checkpoint belongs to a different run; resume with the same command and options")
+    }
+    return checkpoint
+  }
+
+  func save(to directory: String) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    try AtomicFile.write(try encoder.encode(self), to: directory + "/" + Self.fileName)
+  }
+}
+
+/// Where a strategy run stands after Phase 1 (`completedRounds == 0`) or a Phase 2 round.
+public struct ResumePoint: Codable, Sendable {
+  public var completedRounds: Int
+  /// The global model's floats, bit for bit.
+  public var globalBits: [UInt32]
+  /// save_state of each distinct plugin instance of the strategy (`Strategy.distinctInstances`).
+  public var pluginStates: [Data]
+  public var rounds: [RoundRecord]
+  public var afterInitialization: [Double]?
+
+  init(completedRounds: Int, global: ParameterVector, strategy: Strategy, rounds: [RoundRecord],
+       afterInitialization: [Double]?) throws {
+    self.completedRounds = completedRounds
+    globalBits = global.buffer.map(\.bitPattern)
+    pluginStates = try strategy.distinctInstances.map { Data(try $0.saveState()) }
+    self.rounds = rounds
+    self.afterInitialization = afterInitialization
+  }
+
+  /// Restores the model and the plugins' states; returns the global model.
+  func restore(into strategy: Strategy) throws -> ParameterVector {
+    let instances = strategy.distinctInstances
+    guard instances.count == pluginStates.count else {
+      throw CheckpointError("checkpoint holds \(pluginStates.count) plugin states, the strategy has \(instances.count) plugins")
+    }
+    for (instance, state) in zip(instances, pluginStates) { try instance.loadState([UInt8](state)) }
+    return ParameterVector(globalBits.map(Float.init(bitPattern:)))
+  }
+}
+
+public struct CheckpointError: Error, CustomStringConvertible {
+  public let description: String
+  init(_ description: String) { self.description = description }
+}
+
+extension Strategy {
+  /// The strategy's plugin instances, each once, in a fixed order (aggregator, initializer,
+  /// client hook): the unit of save/load.
+  var distinctInstances: [PluginInstance] {
+    var instances = [aggregator]
+    for candidate in [initializer, clientHook].compactMap({ $0 }) where !instances.contains(where: { $0 === candidate }) {
+      instances.append(candidate)
+    }
+    return instances
+  }
+}
