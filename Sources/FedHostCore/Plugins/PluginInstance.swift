@@ -76,7 +76,6 @@ public final class PluginInstance: @unchecked Sendable {
   @discardableResult
   public func aggregate(round: Int, global: ParameterVector, updates: [ClientUpdate],
                         into output: ParameterVector) throws -> [Double] {
-    guard let aggregate = table.function(\.aggregate) else { throw missing("aggregate") }
     guard output.count == global.count, output !== global else {
       throw PluginError.invalidArgument(id: id, function: "aggregate",
                                         reason: "output must be a distinct vector of \(global.count) elements")
@@ -86,6 +85,14 @@ public final class PluginInstance: @unchecked Sendable {
         id: id, function: "aggregate",
         reason: "client \(update.clientID) sent \(update.delta.count) parameters, global has \(global.count)")
     }
+    return try aggregateUnchecked(round: round, global: global, updates: updates, into: output)
+  }
+
+  /// `aggregate` without the host's argument checks, so the validator can see how a plugin
+  /// copes with bad input itself.
+  func aggregateUnchecked(round: Int, global: ParameterVector, updates: [ClientUpdate],
+                          into output: ParameterVector, declaredCount: Int? = nil) throws -> [Double] {
+    guard let aggregate = table.function(\.aggregate) else { throw missing("aggregate") }
     let keyStorage = MetricKeyStorage(updates.flatMap { $0.metrics.keys })
     defer { keyStorage.release() }
     let metricRows: [[fhp_metric]] = updates.map { update in
@@ -96,7 +103,7 @@ public final class PluginInstance: @unchecked Sendable {
       let raw = updates.indices.map { index -> fhp_update in
         let update = updates[index]
         return fhp_update(struct_size: UInt32(MemoryLayout<fhp_update>.size), client_id: update.clientID,
-                          delta: UnsafePointer(update.delta.pointer), n_params: UInt64(update.delta.count),
+                          delta: UnsafePointer(update.delta.pointer), n_params: UInt64(declaredCount ?? update.delta.count),
                           n_samples: update.sampleCount,
                           coverage: update.coverage.map { UnsafePointer($0.pointer) },
                           metrics: metricPointers[index].baseAddress,
@@ -104,7 +111,8 @@ public final class PluginInstance: @unchecked Sendable {
       }
       return raw.withUnsafeBufferPointer { rawUpdates in
         weights.withUnsafeMutableBufferPointer { weightBuffer in
-          aggregate(handle, UInt32(round), global.pointer, UInt64(global.count), rawUpdates.baseAddress,
+          aggregate(handle, UInt32(round), global.pointer, UInt64(global.count),
+                    rawUpdates.isEmpty ? nil : rawUpdates.baseAddress,
                     UInt32(rawUpdates.count), output.pointer, weightBuffer.baseAddress)
         }
       }

@@ -86,6 +86,15 @@ public final class PluginLibrary: @unchecked Sendable {
     }
   }
 
+  /// Calls the entry point again with an arbitrary host version (for conformance checks).
+  func negotiate(major: UInt32, minor: UInt32) -> Int32 {
+    guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD),
+          let symbol = dlsym(handle, FHP_ENTRY_SYMBOL) else { return Int32(FHP_E_INTERNAL) }
+    var descriptor: UnsafePointer<fhp_descriptor>?
+    var table: UnsafePointer<fhp_vtable>?
+    return unsafeBitCast(symbol, to: fhp_entry_fn.self)(major, minor, &descriptor, &table)
+  }
+
   /// The plugin's last error message on this thread (`last_error`), "" if none.
   func lastError(_ instance: OpaquePointer?) -> String {
     guard let message = vtable.pointee.last_error!(instance) else { return "" }

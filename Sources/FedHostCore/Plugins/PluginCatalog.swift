@@ -1,0 +1,52 @@
+import Foundation
+
+/// Text for `host plugins list` and `host plugins describe`.
+public enum PluginCatalog {
+  /// One line per `.so` on the search path: file, id, version, kinds — or why it is not a plugin.
+  public static func list(searchPath: PluginSearchPath) -> [String] {
+    let files = searchPath.discover()
+    guard !files.isEmpty else {
+      return ["no plugins found; searched: " + searchPath.directories.joined(separator: ", ")]
+    }
+    let rows: [[String]] = files.map { path in
+      let file = path.split(separator: "/").last.map(String.init) ?? path
+      do {
+        let descriptor = try PluginLibrary.open(path, searchPath: searchPath).descriptor
+        return [file, descriptor.id, descriptor.version, descriptor.kinds.description]
+      } catch {
+        return [file, "-", "-", "not loadable: \(error)"]
+      }
+    }
+    return alignedColumns([["FILE", "ID", "VERSION", "KINDS"]] + rows)
+  }
+
+  /// The descriptor, the ABI it was built for, its file and every config key with its default.
+  public static func describe(_ library: PluginLibrary) -> [String] {
+    let d = library.descriptor
+    var lines = [
+      "\(d.name) \(d.version)  (\(d.id))",
+      "file:   \(library.path)",
+      "abi:    \(d.abiMajor).\(d.abiMinor) (host \(hostABIMajor).\(hostABIMinor))",
+      "kinds:  \(d.kinds)",
+      "about:  \(d.summary)",
+      "config keys (JSON object; unknown keys are an error):",
+    ]
+    let keys = d.configKeys.contains { $0.key == "seed" } ? d.configKeys
+      : d.configKeys + [PluginConfigKey(key: "seed", type: "integer", defaultJSON: "0",
+                                        summary: "seed of the plugin's own random generator")]
+    let rows = keys.map { ["  " + $0.key, $0.type, "default \($0.defaultJSON)", $0.summary] }
+    lines += alignedColumns(rows)
+    return lines
+  }
+}
+
+/// Pads every column but the last to its widest cell.
+func alignedColumns(_ rows: [[String]]) -> [String] {
+  let columns = rows.map(\.count).max() ?? 0
+  let widths = (0..<columns).map { column in rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
+  return rows.map { row in
+    row.enumerated().map { column, cell in
+      column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+    }.joined(separator: "  ")
+  }
+}

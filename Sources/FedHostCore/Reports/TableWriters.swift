@@ -1,0 +1,70 @@
+import Foundation
+
+/// Table-I-style renderings of a `ComparisonReport`: per device accuracy and F1, their
+/// average, as mean ± std over seeds, in percent.
+public enum TableWriters {
+  public static func markdown(_ report: ComparisonReport) -> String {
+    let multiSeed = report.seeds.count > 1
+    func cell(_ values: [Double]) -> String {
+      let (mean, std) = meanAndStandardDeviation(values)
+      return multiSeed ? String(format: "%.2f ± %.2f", mean * 100, std * 100) : String(format: "%.2f", mean * 100)
+    }
+    var header = ["Method", "Stage"]
+    for device in report.devices { header += ["\(device.name) acc", "\(device.name) F1"] }
+    header += ["Average acc", "Average F1"]
+    var lines = ["# \(report.title)", "",
+                 "Test accuracy and F1 (%)" + (multiSeed ? ", mean ± std over \(report.seeds.count) seeds" : "")
+                   + " (seeds \(report.seeds.map(String.init).joined(separator: ", "))).", "",
+                 "| " + header.joined(separator: " | ") + " |",
+                 "|" + header.indices.map { $0 < 2 ? " --- |" : " ---: |" }.joined()]
+    for method in report.methods {
+      var row = [method.method, method.stage]
+      if let failure = method.failure {
+        row += Array(repeating: "—", count: report.devices.count * 2 + 2)
+        row[1] = "\(method.stage): **failed**: \(failure.replacingOccurrences(of: "|", with: "\\|"))"
+      } else {
+        for device in report.devices.indices { row += [cell(method.accuracy[device]), cell(method.f1[device])] }
+        row += [cell(method.averageAccuracyPerSeed), cell(method.averageF1PerSeed)]
+      }
+      lines.append("| " + row.joined(separator: " | ") + " |")
+    }
+    if report.devices.contains(where: { $0.widthRate != 1 }) {
+      lines += ["", "| Device | Width rate | Parameters |", "| --- | ---: | ---: |"]
+      lines += report.devices.map { "| \($0.name) | \($0.widthRate) | \($0.parameterCount) |" }
+    }
+    if !report.notes.isEmpty { lines += [""] + report.notes.map { "- " + $0 } }
+    return lines.joined(separator: "\n") + "\n"
+  }
+
+  /// One row per method, stage, device and seed: easy to load into any analysis tool.
+  public static func csv(_ report: ComparisonReport) -> String {
+    var lines = ["method,stage,device,seed,accuracy,f1,status"]
+    func quoted(_ text: String) -> String {
+      text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
+        ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+    }
+    for method in report.methods {
+      if let failure = method.failure {
+        lines.append([quoted(method.method), method.stage, "", "", "", "", quoted("failed: " + failure)]
+          .joined(separator: ","))
+        continue
+      }
+      for (deviceIndex, device) in report.devices.enumerated() {
+        for (seedIndex, seed) in report.seeds.enumerated() {
+          lines.append([quoted(method.method), method.stage, quoted(device.name), String(seed),
+                        String(format: "%.6f", method.accuracy[deviceIndex][seedIndex]),
+                        String(format: "%.6f", method.f1[deviceIndex][seedIndex]), "ok"].joined(separator: ","))
+        }
+      }
+    }
+    return lines.joined(separator: "\n") + "\n"
+  }
+
+  public static func json(_ report: ComparisonReport) throws -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf",
+                                                                  nan: "nan")
+    return try encoder.encode(report)
+  }
+}
