@@ -11,16 +11,18 @@
 ///
 /// Speed: aggregation reads every delta once and is memory-bound. The elements are walked
 /// in blocks of `blockSize`; for each block every client's slice is streamed through and
-/// accumulated into a Double block buffer that stays in L1, then the block is finished and
-/// written once. SIMD lanes are distinct elements.
+/// accumulated into a Double block buffer that stays in L2, then the block is finished and
+/// written once. SIMD lanes are distinct elements. Measured on this machine's Zen 4: 8192
+/// elements (32 KiB contiguous per client slice, long enough for the hardware prefetcher)
+/// beat 2048 (which kept the accumulator in L1) by up to 1.8× at 1000 clients.
 ///
 /// Accumulation order (hence determinism): each element's sum is formed in Double, starting
 /// from 0, by fused multiply-adds acc ← fma(d_k[e], w_k, acc) over the clients in the order
 /// of the `updates` array — independent of the block size, of SIMD width and of the tail.
 /// The result is then `Float(base + scale · acc)` (or `acc / wsum` first with masks).
 public enum WeightedDeltaSum {
-  /// Elements per block: a 16 KiB Double accumulator (plus 16 KiB of weight sums with masks).
-  static let blockSize = 2048
+  /// Elements per block: a 64 KiB Double accumulator (plus 64 KiB of weight sums with masks).
+  static let blockSize = 8192
 
   /// Computes the formula above into `out` (`base` nil means 0).
   /// - Returns: false if any output element is not finite (the caller reports who caused it).
