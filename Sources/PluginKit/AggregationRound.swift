@@ -49,9 +49,6 @@ public struct AggregationRound {
   public let output: UnsafeMutablePointer<Float>
   private let weightsOutput: UnsafeMutablePointer<Double>?
 
-  /// True when at least one update carries a coverage mask.
-  public var hasCoverage: Bool { updates.contains { $0.coverage != nil } }
-
   init(round: UInt32, global: UnsafePointer<Float>?, parameterCount rawCount: UInt64,
        updates rawUpdates: UnsafePointer<fhp_update>?, updateCount: UInt32,
        output: UnsafeMutablePointer<Float>?, weights: UnsafeMutablePointer<Double>?) throws {

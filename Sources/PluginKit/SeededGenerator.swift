@@ -55,9 +55,6 @@ public struct SeededGenerator: Sendable, Equatable {
     return product.high
   }
 
-  /// A uniform Double in [0, 1) with 53 random bits.
-  public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
-
   /// Shuffles `values` in place (Fisher–Yates, last index first).
   public mutating func shuffle<Element>(_ values: inout [Element]) {
     guard values.count > 1 else { return }
