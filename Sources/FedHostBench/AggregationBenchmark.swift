@@ -1,0 +1,167 @@
+import FedHostCore
+import Glibc
+
+/// Aggregation throughput of the strategy plugins against the machine's own memory
+/// bandwidth, measured in the same run on one thread.
+///
+/// Aggregation reads every client delta once and is memory-bound, so its honest yardstick
+/// is a plain copy: rows report GB/s with bytes = clients·params·4 read + 2·params·4
+/// (global read, output written), the STREAM convention, and the ratio to copy bandwidth.
+/// Arrays are far larger than L3 so caches do not flatter either side. The plugins are
+/// loaded through the host's loader, so the figures include everything a real round pays.
+enum AggregationBenchmark {
+  /// The plugins measured, by library name (the C example is a readable reference
+  /// implementation, not a tuned strategy, and is not built by `swift build`).
+  static let plugins = ["FedAvg", "FedProx", "SimilarityAware", "MEFLVariance"]
+
+  static func run(quick: Bool, pluginDirectory: String) throws -> [BenchmarkRow] {
+    let repetitions = quick ? 3 : 5
+    // Every shape holds 100 M delta floats (400 MB), a quarter of that in quick mode:
+    // still several times the 32 MB L3.
+    let scale = quick ? 4 : 1
+    let shapes = [(10, 10_000_000 / scale), (100, 1_000_000 / scale), (1_000, 100_000 / scale)]
+
+    let bandwidth = try MemoryBandwidth.measure(floats: 64_000_000 / scale, repetitions: repetitions)
+    var rows = [
+      BenchmarkRow(section: "aggregation", name: "copy bandwidth (memcpy, 1 thread)", unit: "GB/s",
+                   fedhostMedian: bandwidth.copy.median, fedhostMin: bandwidth.copy.best, peer: nil, peerMedian: nil,
+                   note: "\(64 / scale) M floats per array, read + write counted", higherIsBetter: true),
+      BenchmarkRow(section: "aggregation", name: "triad bandwidth (a = b + s·c, 1 thread)", unit: "GB/s",
+                   fedhostMedian: bandwidth.triad.median, fedhostMin: bandwidth.triad.best, peer: nil,
+                   peerMedian: nil, note: "same arrays as copy", higherIsBetter: true),
+    ]
+    let libraries = try plugins.compactMap { name -> (String, PluginLibrary)? in
+      let path = "\(pluginDirectory)/lib\(name).so"
+      guard access(path, R_OK) == 0 else { return nil }
+      return (name, try PluginLibrary.open(path))
+    }
+
+    for (clients, parameters) in shapes {
+      let workload = Workload(clients: clients, parameters: parameters)
+      let bytes = Double(clients * parameters * 4 + 2 * parameters * 4)
+      for (name, library) in libraries {
+        let instance = try library.makeInstance()
+        try workload.aggregate(instance)  // warm-up: page in the output, settle plugin state
+        let rates = try (0..<repetitions).map { _ in bytes / (try seconds { try workload.aggregate(instance) }) / 1e9 }
+        let stats = Statistics(rates, higherIsBetter: true)
+        rows.append(BenchmarkRow(
+          section: "aggregation", name: "\(name) aggregate \(clients) × \(parameters.formatted)", unit: "GB/s",
+          fedhostMedian: stats.median, fedhostMin: stats.best, peer: "single-thread copy bandwidth, same run",
+          peerMedian: bandwidth.copy.median,
+          note: "ratio to copy \(ratio(stats.median, bandwidth.copy.median)); bytes = clients·params·4 + 2·params·4",
+          higherIsBetter: true))
+      }
+    }
+
+    // Per-round cost of crossing the boundary: an aggregation of 1 client × 1 parameter.
+    let tiny = Workload(clients: 1, parameters: 1)
+    let calls = quick ? 2_000 : 20_000
+    for (name, library) in libraries {
+      let instance = try library.makeInstance()
+      try tiny.aggregate(instance)
+      let times = try (0..<repetitions).map { _ in
+        try seconds { for _ in 0..<calls { try tiny.aggregate(instance) } } / Double(calls) * 1e6
+      }
+      let stats = Statistics(times, higherIsBetter: false)
+      rows.append(BenchmarkRow(section: "aggregation", name: "\(name) call overhead (1 client × 1 param)", unit: "µs",
+                               fedhostMedian: stats.median, fedhostMin: stats.best, peer: nil, peerMedian: nil,
+                               note: "per aggregate through the host loader, \(calls) calls per repetition",
+                               higherIsBetter: false))
+    }
+    return rows
+  }
+
+  private static func ratio(_ value: Double, _ reference: Double) -> String {
+    let percent = (value / reference * 100).rounded()
+    return "\(Int(percent)) %"
+  }
+}
+
+/// One aggregation input: a global model and `clients` updates with small, varied deltas
+/// (and the metrics every plugin needs).
+private struct Workload {
+  let global: ParameterVector
+  let output: ParameterVector
+  let updates: [ClientUpdate]
+
+  init(clients: Int, parameters: Int) {
+    global = ParameterVector(count: parameters)
+    output = ParameterVector(count: parameters)
+    updates = (0..<clients).map { client in
+      let delta = ParameterVector(count: parameters)
+      let base = Float(client % 7 + 1) * 1e-3
+      for index in 0..<parameters { delta[index] = base * Float(index % 13 + 1) }
+      return ClientUpdate(clientID: UInt32(client), delta: delta, sampleCount: UInt64(10 + client % 50),
+                          metrics: ["query_loss": 0.1 + Double(client % 5) * 0.05])
+    }
+  }
+
+  func aggregate(_ instance: PluginInstance) throws {
+    try instance.aggregate(round: 0, global: global, updates: updates, into: output)
+  }
+}
+
+/// Single-thread copy and triad bandwidth over arrays far larger than the last-level cache.
+private enum MemoryBandwidth {
+  static func measure(floats count: Int, repetitions: Int) throws -> (copy: Statistics, triad: Statistics) {
+    let a = ParameterVector(count: count), b = ParameterVector(count: count), c = ParameterVector(count: count)
+    for index in 0..<count {
+      b[index] = Float(index % 97)
+      c[index] = Float(index % 89)
+    }
+    let copyBytes = Double(2 * count * 4), triadBytes = Double(3 * count * 4)
+    a.pointer.update(from: b.pointer, count: count)  // fault every page in before timing
+    let copies = (0..<repetitions).map { _ in
+      copyBytes / seconds { a.pointer.update(from: b.pointer, count: count) } / 1e9
+    }
+    let triads = (0..<repetitions).map { _ in triadBytes / seconds { triad(a, b, c, count) } / 1e9 }
+    return (Statistics(copies, higherIsBetter: true), Statistics(triads, higherIsBetter: true))
+  }
+
+  /// a = b + 3·c with 16-lane SIMD.
+  private static func triad(_ a: ParameterVector, _ b: ParameterVector, _ c: ParameterVector, _ count: Int) {
+    let scalar = SIMD16<Float>(repeating: 3)
+    var index = 0
+    while index + 16 <= count {
+      let sum = UnsafeRawPointer(b.pointer).loadUnaligned(fromByteOffset: index * 4, as: SIMD16<Float>.self)
+        + scalar * UnsafeRawPointer(c.pointer).loadUnaligned(fromByteOffset: index * 4, as: SIMD16<Float>.self)
+      UnsafeMutableRawPointer(a.pointer).storeBytes(of: sum, toByteOffset: index * 4, as: SIMD16<Float>.self)
+      index += 16
+    }
+    while index < count {
+      a[index] = b[index] + 3 * c[index]
+      index += 1
+    }
+  }
+}
+
+/// Median and best of repeated measurements.
+private struct Statistics {
+  let median: Double
+  let best: Double
+
+  init(_ values: [Double], higherIsBetter: Bool) {
+    let sorted = values.sorted()
+    median = sorted.isEmpty ? 0 : sorted.count % 2 == 1 ? sorted[sorted.count / 2]
+      : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    best = (higherIsBetter ? sorted.last : sorted.first) ?? 0
+  }
+}
+
+/// Wall-clock seconds taken by `body` (monotonic clock).
+private func seconds(_ body: () throws -> Void) rethrows -> Double {
+  var start = timespec(), end = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &start)
+  try body()
+  clock_gettime(CLOCK_MONOTONIC, &end)
+  return Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) * 1e-9
+}
+
+extension Int {
+  /// 10000000 → "10M", 100000 → "100k".
+  fileprivate var formatted: String {
+    if self >= 1_000_000, self % 1_000_000 == 0 { return "\(self / 1_000_000)M" }
+    if self >= 1_000, self % 1_000 == 0 { return "\(self / 1_000)k" }
+    return "\(self)"
+  }
+}

@@ -1,0 +1,42 @@
+/// FedAvg's server step, shared by the FedAvg and FedProx plugins (FedProx's server is
+/// FedAvg): global + Σ_k p_k Δ_k with p_k = n_k / Σ_j n_j, renormalized per element over
+/// the covering clients when updates carry coverage masks (HeteroFL §3.3, sample-weighted).
+public enum FederatedAveraging {
+  /// p_k = n_k / Σ_j n_j, summed in Double in update order.
+  public static func sampleWeights(_ updates: [ClientUpdateView]) -> [Double] {
+    let total = updates.reduce(0.0) { $0 + Double($1.sampleCount) }
+    return updates.map { Double($0.sampleCount) / total }
+  }
+
+  /// Writes the FedAvg model into `round.output` and the weights p_k.
+  public static func aggregate(_ round: AggregationRound) throws {
+    let weights = sampleWeights(round.updates)
+    try round.writeGlobalPlusMean(weights: weights, step: 1)
+    round.reportWeights(weights)
+  }
+}
+
+extension AggregationRound {
+  /// output = global + step · (weighted mean of the deltas, per element over covering
+  /// clients); elements nobody covers keep global's value. `FHP_E_NUMERIC` naming the
+  /// client if the result is not finite.
+  public func writeGlobalPlusMean(weights: [Double], step: Double) throws {
+    guard try WeightedDeltaSum.compute(updates, weights: weights, count: parameterCount, base: global,
+                                       scale: step, into: output) else { throw nonFiniteFailure() }
+  }
+
+  /// destination = weighted mean of the deltas per element over covering clients, 0 where
+  /// nobody covers the element (`parameterCount` floats).
+  public func weightedMeanDelta(weights: [Double], into destination: UnsafeMutablePointer<Float>) throws {
+    guard try WeightedDeltaSum.compute(updates, weights: weights, count: parameterCount, base: nil, scale: 1,
+                                       into: destination) else { throw nonFiniteFailure() }
+  }
+
+  /// Compares every update with `reference`; `FHP_E_NUMERIC` naming the client if a sum
+  /// is not finite.
+  public func compareUpdates(with reference: UnsafePointer<Float>) throws -> [DeltaComparison] {
+    let comparisons = updates.map { DeltaComparison($0, reference: reference, count: parameterCount) }
+    guard comparisons.allSatisfy(\.isFinite) else { throw nonFiniteFailure() }
+    return comparisons
+  }
+}

@@ -1,2 +1,0 @@
-import PluginAPI
-public func probe() -> UInt32 { FHP_ABI_MAJOR }

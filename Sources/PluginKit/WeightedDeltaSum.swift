@@ -1,0 +1,160 @@
+/// The aggregation kernel shared by every Swift aggregator: a weighted mean of the client
+/// deltas, renormalized per element over the clients that cover it (HeteroFL), added to a
+/// base vector with a step size.
+///
+/// For each element e, with w_k the update weights (normalized to sum 1):
+///
+///     covered by some client:  out[e] = base[e] + scale · Σ_k w_k·d_k[e] / Σ_{k covers e} w_k
+///     covered by none:         out[e] = base[e]
+///
+/// Without any mask the denominator is Σ_k w_k = 1 and is not applied.
+///
+/// Speed: aggregation reads every delta once and is memory-bound. The elements are walked
+/// in blocks of `blockSize`; for each block every client's slice is streamed through and
+/// accumulated into a Double block buffer that stays in L2, then the block is finished and
+/// written once. SIMD lanes are distinct elements. Measured on this machine's Zen 4: 8192
+/// elements (32 KiB contiguous per client slice, long enough for the hardware prefetcher)
+/// beat 2048 (which kept the accumulator in L1) by up to 1.8× at 1000 clients.
+///
+/// Accumulation order (hence determinism): each element's sum is formed in Double, starting
+/// from 0, by fused multiply-adds acc ← fma(d_k[e], w_k, acc) over the clients in the order
+/// of the `updates` array — independent of the block size, of SIMD width and of the tail.
+/// The result is then `Float(base + scale · acc)` (or `acc / wsum` first with masks).
+public enum WeightedDeltaSum {
+  /// Elements per block: a 64 KiB Double accumulator (plus 64 KiB of weight sums with masks).
+  static let blockSize = 8192
+
+  /// Computes the formula above into `out` (`base` nil means 0).
+  /// - Returns: false if any output element is not finite (the caller reports who caused it).
+  public static func compute(_ updates: [ClientUpdateView], weights: [Double], count: Int,
+                             base: UnsafePointer<Float>?, scale: Double,
+                             into out: UnsafeMutablePointer<Float>) throws -> Bool {
+    guard weights.count == updates.count else {
+      throw PluginFailure.internal("\(weights.count) weights for \(updates.count) updates")
+    }
+    let masked = updates.contains { $0.coverage != nil }
+    let sums = try ScratchBuffer(repeating: 0.0, count: blockSize)
+    let weightSums = try ScratchBuffer(repeating: 0.0, count: masked ? blockSize : 0)
+    var nonFinite = SIMD8<Float>()
+    for blockStart in stride(from: 0, to: count, by: blockSize) {
+      let length = min(blockSize, count - blockStart)
+      sums.pointer.update(repeating: 0, count: length)
+      if masked { weightSums.pointer.update(repeating: 0, count: length) }
+      for (update, weight) in zip(updates, weights) {
+        let delta = update.delta + blockStart
+        if let coverage = update.coverage {
+          accumulateMasked(sums.pointer, weightSums.pointer, delta, coverage + blockStart, weight, length)
+        } else {
+          accumulate(sums.pointer, delta, weight, length)
+          if masked { addConstant(weightSums.pointer, weight, length) }
+        }
+      }
+      let baseBlock = base.map { $0 + blockStart }
+      let outBlock = out + blockStart
+      nonFinite += masked
+        ? finishMasked(sums.pointer, weightSums.pointer, baseBlock, scale, outBlock, length)
+        : finish(sums.pointer, baseBlock, scale, outBlock, length)
+    }
+    return !nonFinite.sum().isNaN
+  }
+
+  @inline(__always)
+  private static func accumulate(_ sums: UnsafeMutablePointer<Double>, _ delta: UnsafePointer<Float>,
+                                 _ weight: Double, _ length: Int) {
+    let sumBytes = UnsafeMutableRawPointer(sums)
+    let deltaBytes = UnsafeRawPointer(delta)
+    let weights = SIMD8<Double>(repeating: weight)
+    var index = 0
+    while index + 16 <= length {
+      let values = deltaBytes.loadUnaligned(fromByteOffset: index * 4, as: SIMD16<Float>.self)
+      let low = sumBytes.loadUnaligned(fromByteOffset: index * 8, as: SIMD8<Double>.self)
+      let high = sumBytes.loadUnaligned(fromByteOffset: index * 8 + 64, as: SIMD8<Double>.self)
+      sumBytes.storeBytes(of: low.addingProduct(SIMD8<Double>(values.lowHalf), weights),
+                          toByteOffset: index * 8, as: SIMD8<Double>.self)
+      sumBytes.storeBytes(of: high.addingProduct(SIMD8<Double>(values.highHalf), weights),
+                          toByteOffset: index * 8 + 64, as: SIMD8<Double>.self)
+      index += 16
+    }
+    while index < length {
+      sums[index] = sums[index].addingProduct(Double(delta[index]), weight)
+      index += 1
+    }
+  }
+
+  @inline(__always)
+  private static func accumulateMasked(_ sums: UnsafeMutablePointer<Double>, _ weightSums: UnsafeMutablePointer<Double>,
+                                       _ delta: UnsafePointer<Float>, _ coverage: UnsafePointer<UInt8>,
+                                       _ weight: Double, _ length: Int) {
+    let sumBytes = UnsafeMutableRawPointer(sums)
+    let weightBytes = UnsafeMutableRawPointer(weightSums)
+    let weights = SIMD8<Double>(repeating: weight)
+    var index = 0
+    while index + 8 <= length {
+      let flags = UnsafeRawPointer(coverage).loadUnaligned(fromByteOffset: index, as: SIMD8<UInt8>.self)
+      let covered = SIMD8<Int64>(truncatingIfNeeded: flags) .!= 0
+      // Uncovered elements must not influence the result, even if they hold NaN.
+      let values = SIMD8<Double>().replacing(
+        with: SIMD8<Double>(UnsafeRawPointer(delta).loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self)),
+        where: covered)
+      let ones = SIMD8<Double>().replacing(with: 1, where: covered)
+      let sum = sumBytes.loadUnaligned(fromByteOffset: index * 8, as: SIMD8<Double>.self)
+      let weightSum = weightBytes.loadUnaligned(fromByteOffset: index * 8, as: SIMD8<Double>.self)
+      sumBytes.storeBytes(of: sum.addingProduct(values, weights), toByteOffset: index * 8, as: SIMD8<Double>.self)
+      weightBytes.storeBytes(of: weightSum.addingProduct(ones, weights), toByteOffset: index * 8, as: SIMD8<Double>.self)
+      index += 8
+    }
+    while index < length {
+      if coverage[index] != 0 {
+        sums[index] = sums[index].addingProduct(Double(delta[index]), weight)
+        weightSums[index] = weightSums[index].addingProduct(1, weight)
+      }
+      index += 1
+    }
+  }
+
+  @inline(__always)
+  private static func addConstant(_ weightSums: UnsafeMutablePointer<Double>, _ weight: Double, _ length: Int) {
+    for index in 0..<length { weightSums[index] = weightSums[index].addingProduct(1, weight) }
+  }
+
+  /// out = Float(base + scale·sum); returns lanes that are NaN iff some output is not finite.
+  @inline(__always)
+  private static func finish(_ sums: UnsafePointer<Double>, _ base: UnsafePointer<Float>?, _ scale: Double,
+                             _ out: UnsafeMutablePointer<Float>, _ length: Int) -> SIMD8<Float> {
+    var check = SIMD8<Float>()
+    let scales = SIMD8<Double>(repeating: scale)
+    var index = 0
+    while index + 8 <= length {
+      let sum = UnsafeRawPointer(sums).loadUnaligned(fromByteOffset: index * 8, as: SIMD8<Double>.self)
+      let start = base.map { SIMD8<Double>(UnsafeRawPointer($0).loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self)) }
+        ?? SIMD8<Double>()
+      let result = SIMD8<Float>(scales * sum + start)
+      UnsafeMutableRawPointer(out).storeBytes(of: result, toByteOffset: index * 4, as: SIMD8<Float>.self)
+      check += result - result
+      index += 8
+    }
+    while index < length {
+      let result = Float(scale * sums[index] + Double(base?[index] ?? 0))
+      out[index] = result
+      check[0] += result - result
+      index += 1
+    }
+    return check
+  }
+
+  /// Masked variant: sum/weightSum where covered, base where no client covered the element.
+  @inline(__always)
+  private static func finishMasked(_ sums: UnsafePointer<Double>, _ weightSums: UnsafePointer<Double>,
+                                   _ base: UnsafePointer<Float>?, _ scale: Double,
+                                   _ out: UnsafeMutablePointer<Float>, _ length: Int) -> SIMD8<Float> {
+    var check = SIMD8<Float>()
+    for index in 0..<length {
+      let start = Double(base?[index] ?? 0)
+      let weightSum = weightSums[index]
+      let result = weightSum > 0 ? Float(scale * (sums[index] / weightSum) + start) : Float(start)
+      out[index] = result
+      check[index & 7] += result - result
+    }
+    return check
+  }
+}

@@ -1,0 +1,93 @@
+import FedHostCore
+import Foundation
+import Testing
+
+/// The plain-C example plugin, compiled with the system C compiler into a temporary
+/// directory exactly as its README says, then loaded through the host's loader.
+@Suite("C example: robust aggregator")
+struct RobustAggregatorTests {
+  static let library: Result<PluginLibrary, Error> = Result {
+    let directory = FileManager.default.temporaryDirectory
+      .appendingPathComponent("fedhost-robust-\(ProcessInfo.processInfo.processIdentifier)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let output = directory.appendingPathComponent("libRobustAggregator.so").path
+    let compiler = Process()
+    compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    compiler.arguments = ["cc", "-std=c99", "-O2", "-Wall", "-Werror", "-fPIC", "-shared", "-fvisibility=hidden",
+                          "-I", PluginFixture.packageRoot + "/Sources/PluginAPI/include", "-o", output,
+                          PluginFixture.packageRoot + "/Examples/robust-aggregator/robust_aggregator.c"]
+    try compiler.run()
+    compiler.waitUntilExit()
+    guard compiler.terminationStatus == 0 else {
+      throw PluginError.notLoadable(path: output, reason: "cc exited with \(compiler.terminationStatus)")
+    }
+    return try PluginLibrary.open(output)
+  }
+
+  private func instance(_ config: String = "{}") throws -> PluginInstance {
+    try Self.library.get().makeInstance(configJSON: config)
+  }
+
+  @Test func describesItself() throws {
+    let descriptor = try Self.library.get().descriptor
+    #expect(descriptor.id == "org.fedhost.example.robust-aggregator")
+    #expect(descriptor.kinds == .aggregator)
+    #expect(descriptor.configKeys.map(\.key) == ["method", "trim", "seed"])
+  }
+
+  @Test func medianOfThreeByHand() throws {
+    // e0: {1, −2, 4} → 1;  e1: {5, 0, 1} → 1;  e2: {3, 10, −1} → 3.  Sample counts do not matter.
+    let result = try PluginFixture.aggregate(try instance(), global: [10, 20, 30], [
+      PluginFixture.update(0, [1, 5, 3], samples: 100),
+      PluginFixture.update(1, [-2, 0, 10]),
+      PluginFixture.update(2, [4, 1, -1]),
+    ])
+    #expect(result.global == [11, 21, 33])
+    let third: Double = 1.0 / 3
+    #expect(result.weights == [third, third, third])
+  }
+
+  @Test func medianOfAnEvenCountAveragesTheMiddlePair() throws {
+    // {−1, 2, 4, 100} → (2 + 4)/2 = 3
+    let result = try PluginFixture.aggregate(try instance(#"{"method": "median"}"#), global: [0],
+                                             [-1, 100, 2, 4].enumerated().map { PluginFixture.update(UInt32($0), [$1]) })
+    #expect(result.global == [3])
+  }
+
+  @Test func trimmedMeanByHand() throws {
+    // n = 5, trim 0.2 → cut ⌊0.2·5⌋ = 1 from each end: {−50, 1, 2, 3, 90} → (1 + 2 + 3)/3 = 2
+    let result = try PluginFixture.aggregate(try instance(#"{"method": "trimmed_mean", "trim": 0.2, "seed": 3}"#),
+                                             global: [1], [90, 1, -50, 3, 2].enumerated().map {
+                                               PluginFixture.update(UInt32($0), [$1])
+                                             })
+    #expect(result.global == [3])
+  }
+
+  @Test func coverageIsHonoured() throws {
+    // e0: all three → median {1, 2, 9} = 2;  e1: clients 0, 2 → (4 + 6)/2 = 5;  e2: nobody → kept (NaN ignored)
+    let result = try PluginFixture.aggregate(try instance(), global: [0, 0, 7], [
+      PluginFixture.update(0, [1, 4, .nan], coverage: [1, 1, 0]),
+      PluginFixture.update(1, [2, 100, 0], coverage: [1, 0, 0]),
+      PluginFixture.update(2, [9, 6, 0], coverage: [1, 1, 0]),
+    ])
+    #expect(result.global == [2, 5, 7])
+  }
+
+  @Test func errorsAreReportedWithMessages() throws {
+    let plugin = try instance()
+    let nan = PluginFixture.errorText {
+      _ = try PluginFixture.aggregate(plugin, global: [0, 0], [PluginFixture.update(0, [0, 1]), PluginFixture.update(5, [0, .nan])])
+    }
+    #expect(nan?.contains("FHP_E_NUMERIC") == true)
+    #expect(nan?.contains("client 5: delta[1] is not finite") == true)
+    let none = PluginFixture.errorText { _ = try PluginFixture.aggregate(plugin, global: [0], []) }
+    #expect(none?.contains("no updates") == true)
+    let unknown = PluginFixture.errorText { _ = try instance(#"{"methd": "median"}"#) }
+    #expect(unknown?.contains(#"unknown config key "methd" (accepted: method, trim, seed)"#) == true)
+    let badTrim = PluginFixture.errorText { _ = try instance(#"{"method": "trimmed_mean", "trim": 0.5}"#) }
+    #expect(badTrim?.contains(#"config key "trim" must be in [0, 0.5)"#) == true)
+    let badMethod = PluginFixture.errorText { _ = try instance(#"{"method": 1}"#) }
+    #expect(badMethod?.contains(#"config key "method" must be a string"#) == true)
+    #expect(try instance().saveState().isEmpty, "stateless: save_state is NULL")
+  }
+}
