@@ -38,8 +38,8 @@ struct DataSplitTests {
     expectStratified(phase1, 0.2, of: split.train)
     expectStratified(phase2, 0.5, of: split.train)
     expectStratified(phase3, 0.3, of: split.train)
-    expectStratified(split.phase1Support, 0.2, of: phase1)
-    expectStratified(split.phase2Support, 0.2, of: phase2)
+    expectStratified(split.phase1Support, fractions.support, of: phase1)
+    expectStratified(split.phase2Support, fractions.support, of: phase2)
     expectStratified(split.phase3Validation, 0.2, of: phase3)
   }
 
