@@ -10,6 +10,11 @@ let fastMath: [SwiftSetting] = [
   .unsafeFlags(["-Xcc", "-fno-math-errno", "-target-cpu", "native"])
 ]
 
+/// Plugins export exactly one symbol, `fedhost_plugin_entry` (see Plugins/exports.map).
+let pluginExports: [LinkerSetting] = [
+  .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])
+]
+
 let package = Package(
   name: "FedHost",
   products: [
@@ -33,12 +38,14 @@ let package = Package(
     .executableTarget(name: "FedHostBench", dependencies: ["FedHostCore"], path: "Sources/FedHostBench",
                       swiftSettings: fastMath),
 
-    .target(name: "FedAvg", dependencies: ["PluginKit"], path: "Plugins/FedAvg", swiftSettings: fastMath),
-    .target(name: "FedProx", dependencies: ["PluginKit"], path: "Plugins/FedProx", swiftSettings: fastMath),
+    .target(name: "FedAvg", dependencies: ["PluginKit"], path: "Plugins/FedAvg", swiftSettings: fastMath,
+            linkerSettings: pluginExports),
+    .target(name: "FedProx", dependencies: ["PluginKit"], path: "Plugins/FedProx", swiftSettings: fastMath,
+            linkerSettings: pluginExports),
     .target(name: "SimilarityAware", dependencies: ["PluginKit"], path: "Plugins/SimilarityAware",
-            swiftSettings: fastMath),
+            swiftSettings: fastMath, linkerSettings: pluginExports),
     .target(name: "MEFLVariance", dependencies: ["PluginKit"], path: "Plugins/MEFLVariance",
-            swiftSettings: fastMath),
+            swiftSettings: fastMath, linkerSettings: pluginExports),
 
     .testTarget(name: "FedHostCoreTests", dependencies: ["FedHostCore"], path: "Tests/FedHostCoreTests"),
     .testTarget(name: "EndToEndTests", dependencies: ["FedHostCore"], path: "Tests/EndToEndTests"),

@@ -61,9 +61,13 @@ public struct PluginDescriptor: Sendable {
     let hasKeys = Int(d.struct_size) >= MemoryLayout<fhp_descriptor>.offset(of: \.n_config_keys)!
       + MemoryLayout<UInt32>.size
     var keys: [PluginConfigKey] = []
-    if hasKeys, let table = d.config_keys {
+    if hasKeys, let table = d.config_keys, d.n_config_keys > 0,
+       Int(table.pointee.struct_size) >= MemoryLayout<fhp_config_key>.size {
+      // ABI rule 2: the array's stride is its first element's struct_size.
+      let stride = Int(table.pointee.struct_size)
+      let base = UnsafeRawPointer(table)
       for index in 0..<Int(d.n_config_keys) {
-        let entry = table[index]
+        let entry = base.advanced(by: index * stride).assumingMemoryBound(to: fhp_config_key.self).pointee
         keys.append(PluginConfigKey(key: text(entry.key), type: text(entry.type),
                                     defaultJSON: text(entry.default_json), summary: text(entry.description)))
       }

@@ -18,6 +18,9 @@
  *    member only if it lies entirely within struct_size (macro FHP_HAS_MEMBER below);
  *    members beyond it are treated as absent/zero/NULL.  This is how an old plugin runs in a
  *    new host and vice versa.
+ *    ARRAYS of such structs (fhp_update[], fhp_config_key[]) are laid out with a stride of
+ *    the first element's struct_size: step through them by struct_size, never by your own
+ *    sizeof, so that an array written by a newer peer still reads correctly.
  * 3. Optional functions.  A NULL function pointer in the vtable means "not supported".
  * 4. Status codes.  Every fallible call returns fhp_status: FHP_OK (0) or a negative code.
  *    On failure the plugin stores a human-readable, one-line UTF-8 message that the host
@@ -143,7 +146,8 @@ typedef struct fhp_descriptor {
 /* Data passed to the plugin                                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
-/* A named scalar reported by a client, e.g. {"query_loss", 0.31}. */
+/* A named scalar reported by a client, e.g. {"query_loss", 0.31}.  Frozen for good (no
+ * struct_size): new information travels as new keys, never as new members. */
 typedef struct fhp_metric {
   const char *key;             /* UTF-8, borrowed for the call                           */
   double value;
@@ -164,7 +168,8 @@ typedef struct fhp_update {
   uint64_t n_samples;          /* training samples behind this update (> 0)              */
   const uint8_t *coverage;     /* NULL: the client trained every element.  Otherwise
                                   n_params bytes, 1 = trained, 0 = not trained (a smaller
-                                  sub-model): such elements must not influence the result */
+                                  sub-model): such elements must not influence the result,
+                                  whatever their delta holds (even NaN) */
   const fhp_metric *metrics;   /* n_metrics entries, may be NULL when n_metrics == 0     */
   uint32_t n_metrics;
   uint32_t flags;              /* reserved, 0                                            */
@@ -303,7 +308,8 @@ typedef struct fhp_vtable {
   /* [serialized] Serialize all state that influences future results (EMAs, RNG state,
    * round counters) for checkpoint/resume.  With buf == NULL, write the required length to
    * *out_len and return FHP_OK.  Otherwise write at most `capacity` bytes and the length
-   * used to *out_len; FHP_E_STATE if capacity is too small.  The format is the plugin's
+   * used to *out_len; if capacity is too small, write the required length to *out_len and
+   * return FHP_E_STATE.  The format is the plugin's
    * own; include a version tag.  May be NULL for stateless plugins. */
   fhp_status (*save_state)(fhp_instance *instance, uint8_t *buf, uint64_t capacity,
                            uint64_t *out_len);
