@@ -19,6 +19,7 @@ enum ExperimentOptions {
     .value("serial-epochs", "N", "Phase 1 epochs per device visit (1)"),
     .value("rounds", "N", "Phase 2 parallel rounds (10)"),
     .value("local-epochs", "N", "Phase 2 local epochs per round (paper 1, tuned 2)"),
+    .value("local-steps", "N", "Phase 2: about N optimizer steps per client per round instead of --local-epochs (balances small and large devices)"),
     .value("personalization-epochs", "N", "Phase 3 fine-tuning epochs, 0 skips it (paper 10, tuned 30)"),
     .value("personalization-learning-rate", "LR", "Phase 3 learning rate (paper 1e-5, tuned 1e-3)"),
     .value("freeze-fraction", "F", "share of layers frozen in Phase 3 (0.5: the first half)"),
@@ -61,6 +62,7 @@ enum ExperimentOptions {
     settings.serialEpochs = try options.integer("serial-epochs", default: settings.serialEpochs)
     settings.parallelRounds = try options.integer("rounds", default: settings.parallelRounds)
     settings.localEpochs = try options.integer("local-epochs", default: settings.localEpochs)
+    if options.value("local-steps") != nil { settings.localSteps = try options.integer("local-steps", default: 0) }
     settings.personalizationEpochs = try options.integer("personalization-epochs", default: settings.personalizationEpochs)
     if let value = try options.number("personalization-learning-rate") { settings.personalizationLearningRate = Float(value) }
     if let value = try options.number("freeze-fraction") { settings.freezeFraction = value }

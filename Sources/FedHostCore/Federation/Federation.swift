@@ -158,7 +158,8 @@ public final class Federation: @unchecked Sendable {
                                   gradient: gradient.baseAddress!, count: gradient.count)
         }
       }
-      let options = trainingOptions(epochs: settings.localEpochs, learningRate: settings.learningRate, seed: seed)
+      let options = trainingOptions(epochs: settings.localEpochs(sampleCount: support.count),
+                                    learningRate: settings.learningRate, seed: seed)
       let summary = try trainer.train(trained, on: support, options: options, gradientHook: gradientHook)
       metrics[FHP_METRIC_TRAIN_LOSS] = summary.epochLosses.last
     }

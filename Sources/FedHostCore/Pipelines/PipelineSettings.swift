@@ -26,6 +26,10 @@ public struct PipelineSettings: Sendable, Equatable {
   /// Phase 2 rounds and local epochs per round.
   public var parallelRounds: Int
   public var localEpochs: Int
+  /// When set, every client does about this many optimizer steps per round instead of
+  /// `localEpochs` epochs (whole epochs: ⌈steps·batch / samples⌉), so that a small device's
+  /// update weighs as much as a large one's. nil: `localEpochs` for everyone (the paper).
+  public var localSteps: Int?
   /// Phase 3: fine-tuning of the unfrozen layers.
   public var personalizationEpochs: Int
   public var personalizationLearningRate: Float
@@ -56,6 +60,7 @@ public struct PipelineSettings: Sendable, Equatable {
     serialRounds = 10
     serialEpochs = 1
     parallelRounds = 10
+    localSteps = nil
     switch preset {
     case .paper:
       learningRate = 1e-5
@@ -106,10 +111,17 @@ public struct PipelineSettings: Sendable, Equatable {
     try require(batchSize >= 1, "batch size must be at least 1")
     try require(pretrainEpochs >= 0 && serialRounds >= 0 && serialEpochs >= 1, "pretrain/serial counts out of range")
     try require(parallelRounds >= 1 && localEpochs >= 1, "parallel rounds and local epochs must be at least 1")
+    try require(localSteps.map { $0 >= 1 } ?? true, "local steps must be at least 1")
     try require(personalizationEpochs >= 0 && localOnlyEpochs >= 1, "epoch counts out of range")
     try require((0...1).contains(freezeFraction), "freeze fraction must be within 0...1")
     try require(threads >= 1, "threads must be at least 1")
     try require(hiddenWidths.allSatisfy { $0 >= 1 }, "hidden widths must be positive")
+  }
+
+  /// Local epochs of a client with `sampleCount` training samples in one Phase 2 round.
+  func localEpochs(sampleCount: Int) -> Int {
+    guard let localSteps, sampleCount > 0 else { return localEpochs }
+    return max(1, (localSteps * batchSize + sampleCount - 1) / sampleCount)
   }
 
   func optimizer(learningRate rate: Float) -> Optimizer {
