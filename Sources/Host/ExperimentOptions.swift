@@ -27,7 +27,8 @@ enum ExperimentOptions {
     .value("threshold", "RULE", "f1 (F1-optimal on a validation slice, default) or fixed (0.5)"),
     .value("similarity-floor", "C", "SimilarityAware's floor c (0.1)"),
     .value("mu", "MU", "FedProx's proximal weight μ (0.01)"),
-    .value("out", "DIR", "write report.md/.csv/.json, SVG plots and models here (atomically)"),
+    .value("out", "DIR", "write report.md/.csv/.json, SVG plots, models and a checkpoint after every round here (atomically)"),
+    .value("resume", "DIR", "continue the run whose --out was DIR (same command and options), e.g. after a crash or kill"),
     .flag("json", "print the report as JSON on stdout instead of Markdown"),
     .flag("quiet", "no progress lines on stderr"),
     .flag("help", "show this help"),
@@ -102,9 +103,17 @@ enum ExperimentOptions {
     }
   }
 
+  /// The --out directory (or the --resume one) and whether to resume from it.
+  static func output(_ options: ParsedOptions) throws -> (directory: String?, resume: Bool) {
+    let out = options.value("out")
+    guard let resume = options.value("resume") else { return (out, false) }
+    if let out, out != resume { throw UsageError("--resume DIR continues in DIR; drop --out \(out) or make it the same") }
+    return (resume, true)
+  }
+
   /// Prints the report (Markdown or JSON) and writes the report files under --out.
   static func publish(_ report: ComparisonReport, options: ParsedOptions) throws {
-    if let directory = options.value("out") {
+    if let directory = try output(options).directory {
       try ReportFiles.write(report, to: directory)
     }
     if options.has("json") {

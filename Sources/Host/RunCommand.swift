@@ -52,8 +52,9 @@ enum RunCommand {
 
     let progress = ExperimentOptions.progress(options)
     let mainIndex = plan.strategies.count - 1
-    let outDirectory = options.value("out")
-    let report = try Comparison.run(plan, data: data, progress: progress) { _, index, outcome in
+    let (outDirectory, resume) = try ExperimentOptions.output(options)
+    let report = try Comparison.run(plan, data: data, checkpointDirectory: outDirectory, resume: resume,
+                                    progress: progress) { _, index, outcome in
       guard index == mainIndex, let outDirectory else { return }
       try ReportFiles.writeModels(outcome, to: outDirectory)
     }
@@ -104,7 +105,9 @@ enum CompareCommand {
       includeLocalOnly: !options.has("no-local-only"), seeds: seeds, settings: settings,
       searchPath: .standard(explicit: options.all("plugin-path")),
       title: "FedHost comparison on the \(source)", extraConfig: try ExperimentOptions.pluginConfig(options))
-    let report = try Comparison.run(plan, data: data, progress: ExperimentOptions.progress(options))
+    let (outDirectory, resume) = try ExperimentOptions.output(options)
+    let report = try Comparison.run(plan, data: data, checkpointDirectory: outDirectory, resume: resume,
+                                    progress: ExperimentOptions.progress(options))
     try ExperimentOptions.publish(report, options: options)
     return report.methods.contains { $0.failure != nil } ? 1 : 0
   }

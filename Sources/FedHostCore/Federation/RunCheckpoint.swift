@@ -45,12 +45,11 @@ public struct RunCheckpoint: Codable, Sendable {
 
   init(fingerprint: String) { self.fingerprint = fingerprint }
 
-  /// Reads `directory/checkpoint.json` and checks it belongs to the run `fingerprint` describes.
-  static func load(from directory: String, fingerprint: String) throws -> RunCheckpoint {
+  /// Reads `directory/checkpoint.json` and checks it belongs to the run `fingerprint` describes;
+  /// nil when there is none yet (a run killed before its first checkpoint starts over).
+  static func load(from directory: String, fingerprint: String) throws -> RunCheckpoint? {
     let path = directory + "/" + fileName
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw CheckpointError("\(path): no checkpoint to resume from")
-    }
+    guard let data = FileManager.default.contents(atPath: path) else { return nil }
     let checkpoint: RunCheckpoint
     do { checkpoint = try JSONDecoder().decode(RunCheckpoint.self, from: data) } catch {
       throw CheckpointError("\(path): not a readable checkpoint (\(error))")

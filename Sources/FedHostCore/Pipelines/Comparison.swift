@@ -39,14 +39,36 @@ public struct StrategyEntry: Sendable, Equatable {
 
 public enum Comparison {
   /// Runs the plan; `onOutcome(seed, strategyIndex, outcome)` sees every finished strategy run
-  /// (e.g. to save its models).
-  public static func run(_ plan: ComparisonPlan, data: FederationData, progress: @escaping (String) -> Void,
+  /// (e.g. to save its models). With `checkpointDirectory`, the run state is written there after
+  /// every round; with `resume`, the run continues from the state found there.
+  public static func run(_ plan: ComparisonPlan, data: FederationData, checkpointDirectory: String? = nil,
+                         resume: Bool = false, progress: @escaping (String) -> Void,
                          onOutcome: (UInt64, Int, StrategyOutcome) throws -> Void = { _, _, _ in })
     throws -> ComparisonReport
   {
+    // Configuration mistakes (a missing plugin, a wrong kind, a bad config key) end the run
+    // before any training; only failures while running are isolated per strategy.
+    for entry in plan.strategies {
+      _ = try StrategyLoader.load(aggregator: entry.aggregator, initializer: entry.initializer,
+                                  clientHook: entry.clientHook, searchPath: plan.searchPath, settings: plan.settings,
+                                  extraConfig: plan.extraConfig)
+    }
+    var checkpoint = RunCheckpoint(fingerprint: plan.fingerprint)
+    if resume, let checkpointDirectory {
+      if let saved = try RunCheckpoint.load(from: checkpointDirectory, fingerprint: plan.fingerprint) {
+        checkpoint = saved
+      } else {
+        progress("[resume] no checkpoint in \(checkpointDirectory) yet: starting from the beginning")
+      }
+    }
+    let save: (RunCheckpoint) throws -> Void = { state in
+      if let checkpointDirectory { try state.save(to: checkpointDirectory) }
+    }
     var localOnly = MethodAccumulator(method: "Local Only", stage: "personalized")
-    var strategyRows: [String: (global: MethodAccumulator, personalized: MethodAccumulator)] = [:]
-    var names: [String: String] = [:]
+    var rows = plan.strategies.map { entry in
+      (global: MethodAccumulator(method: entry.aggregator, stage: "global"),
+       personalized: MethodAccumulator(method: entry.aggregator, stage: "personalized"), name: entry.aggregator)
+    }
     var curves: [RoundCurve] = []
     var devices: [DeviceInfo] = []
 
@@ -61,47 +83,102 @@ public enum Comparison {
       progress("[seed \(seed)] \(federation.devices.count) devices, model \(federation.architecture)")
       let start = try FedMetaAlignPipeline.startingModel(federation, progress: progress)
       if plan.includeLocalOnly {
-        localOnly.add(try federation.localOnly())
-        progress("[seed \(seed)] Local Only: accuracy " + formatList(localOnly.accuracy.map { $0.last ?? .nan }))
+        let scores: [DeviceScore]
+        if let saved = checkpoint.localOnly.first(where: { $0.seed == seed }) {
+          scores = saved.scores
+        } else {
+          scores = try federation.localOnly()
+          checkpoint.localOnly.append(.init(seed: seed, scores: scores))
+          try save(checkpoint)
+        }
+        localOnly.add(scores)
+        progress("[seed \(seed)] Local Only: accuracy " + formatList(scores.map(\.accuracy)))
       }
 
       for (index, entry) in plan.strategies.enumerated() {
-        let key = "\(index)"
-        var rows = strategyRows[key] ?? (MethodAccumulator(method: entry.aggregator, stage: "global"),
-                                         MethodAccumulator(method: entry.aggregator, stage: "personalized"))
-        do {
-          let strategy = try StrategyLoader.load(aggregator: entry.aggregator, initializer: entry.initializer,
-                                                 clientHook: entry.clientHook, searchPath: plan.searchPath,
-                                                 settings: settings, extraConfig: plan.extraConfig)
-          names[key] = strategy.name
-          let outcome = try FedMetaAlignPipeline.run(federation, strategy: strategy, startingModel: start,
-                                                     progress: progress)
-          try onOutcome(seed, index, outcome)
-          rows.global.add(outcome.global)
-          rows.personalized.add(outcome.personalized)
-          curves.append(RoundCurve(method: strategy.name, seed: seed,
-                                   accuracy: outcome.rounds.map { mean($0.testAccuracy) },
-                                   loss: outcome.rounds.map { mean($0.testLoss) }))
-        } catch {
-          progress("[seed \(seed)] \(entry.aggregator) failed: \(error)")
-          rows.global.failure = rows.global.failure ?? String(describing: error)
-          rows.personalized.failure = rows.personalized.failure ?? String(describing: error)
+        var done: RunCheckpoint.CompletedStrategy
+        if let saved = checkpoint.completed.first(where: { $0.seed == seed && $0.strategyIndex == index }) {
+          done = saved
+        } else {
+          done = try runStrategy(entry, index: index, seed: seed, federation: federation, start: start, plan: plan,
+                                 checkpoint: &checkpoint, save: save, progress: progress, onOutcome: onOutcome)
         }
-        strategyRows[key] = rows
+        rows[index].name = done.name
+        if let failure = done.failure {
+          rows[index].global.failure = rows[index].global.failure ?? failure
+          rows[index].personalized.failure = rows[index].personalized.failure ?? failure
+        } else {
+          rows[index].global.add(done.global)
+          rows[index].personalized.add(done.personalized)
+          curves.append(RoundCurve(method: done.name, seed: seed, accuracy: done.accuracyCurve, loss: done.lossCurve))
+        }
       }
     }
     var methods = plan.includeLocalOnly ? [localOnly.result] : []
-    for (index, entry) in plan.strategies.enumerated() {
-      guard let rows = strategyRows["\(index)"] else { continue }
-      let name = names["\(index)"] ?? entry.aggregator
-      var global = rows.global.result
-      var personalized = rows.personalized.result
-      global.method = name
-      personalized.method = name
+    for row in rows {
+      var global = row.global.result
+      var personalized = row.personalized.result
+      global.method = row.name
+      personalized.method = row.name
       methods += [global, personalized]
     }
     return ComparisonReport(title: plan.title, seeds: plan.seeds, devices: devices, methods: methods, curves: curves,
                             notes: plan.settings.describe())
+  }
+
+  /// One strategy on one seed, resumed from the checkpoint when it was in progress there; the
+  /// result (or the failure) is recorded in the checkpoint.
+  private static func runStrategy(_ entry: StrategyEntry, index: Int, seed: UInt64, federation: Federation,
+                                  start: ParameterVector, plan: ComparisonPlan, checkpoint: inout RunCheckpoint,
+                                  save: @escaping (RunCheckpoint) throws -> Void, progress: @escaping (String) -> Void,
+                                  onOutcome: (UInt64, Int, StrategyOutcome) throws -> Void)
+    throws -> RunCheckpoint.CompletedStrategy
+  {
+    let resumePoint = checkpoint.current.flatMap { $0.seed == seed && $0.strategyIndex == index ? $0.point : nil }
+    var result = RunCheckpoint.CompletedStrategy(seed: seed, strategyIndex: index, name: entry.aggregator, failure: nil,
+                                                 global: [], personalized: [], accuracyCurve: [], lossCurve: [])
+    do {
+      let strategy = try StrategyLoader.load(aggregator: entry.aggregator, initializer: entry.initializer,
+                                             clientHook: entry.clientHook, searchPath: plan.searchPath,
+                                             settings: federation.settings, extraConfig: plan.extraConfig)
+      result.name = strategy.name
+      var progressState = checkpoint
+      let outcome = try FedMetaAlignPipeline.run(
+        federation, strategy: strategy, startingModel: start, resume: resumePoint,
+        checkpoint: { point in
+          progressState.current = .init(seed: seed, strategyIndex: index, point: point)
+          try save(progressState)
+        }, progress: progress)
+      try onOutcome(seed, index, outcome)
+      result.global = outcome.global
+      result.personalized = outcome.personalized
+      result.accuracyCurve = outcome.rounds.map { mean($0.testAccuracy) }
+      result.lossCurve = outcome.rounds.map { mean($0.testLoss) }
+    } catch let error as CheckpointError {
+      throw error
+    } catch let error as AtomicWriteError {
+      throw error
+    } catch {
+      progress("[seed \(seed)] \(entry.aggregator) failed: \(error)")
+      result.failure = String(describing: error)
+    }
+    checkpoint.current = nil
+    checkpoint.completed.append(result)
+    try save(checkpoint)
+    return result
+  }
+}
+
+extension ComparisonPlan {
+  /// What identifies a run for resuming: everything that influences its results (not the
+  /// thread count, which does not).
+  var fingerprint: String {
+    var settings = self.settings
+    settings.threads = 1
+    return [title, String(describing: strategies), seeds.map(String.init).joined(separator: ","),
+            String(describing: settings), String(includeLocalOnly),
+            extraConfig.keys.sorted().map { "\($0)=\(extraConfig[$0]!)" }.joined(separator: ",")]
+      .joined(separator: "|")
   }
 }
 

@@ -42,20 +42,34 @@ public enum FedMetaAlignPipeline {
     return model
   }
 
+  /// Runs Phases 1–3. With `resume`, continues from that point instead (Phase 1 and the
+  /// completed rounds are not repeated); `checkpoint` receives the state after Phase 1 and
+  /// after every round.
   public static func run(_ federation: Federation, strategy: Strategy, startingModel: ParameterVector,
+                         resume: ResumePoint? = nil, checkpoint: ((ResumePoint) throws -> Void)? = nil,
                          progress: @escaping (String) -> Void) throws -> StrategyOutcome {
     let settings = federation.settings
-    var global = startingModel.copy()
+    var global: ParameterVector
     var afterInitialization: [Double]?
-    if let initializer = strategy.initializer {
-      let clock = ContinuousClock.now
-      try federation.initialize(global, with: initializer, progress: progress)
-      afterInitialization = try federation.evaluateOnTests(global).map(\.accuracy)
-      progress("[phase 1] \(strategy.name): serial meta-initialization done (\(String(format: "%.1f", clock.secondsSince)) s), "
-                 + "test accuracy " + formatList(afterInitialization!))
-    }
     var rounds: [RoundRecord] = []
-    for round in 0..<settings.parallelRounds {
+    if let resume {
+      global = try resume.restore(into: strategy)
+      afterInitialization = resume.afterInitialization
+      rounds = resume.rounds
+      progress("[resume] \(strategy.name): continuing after round \(resume.completedRounds)")
+    } else {
+      global = startingModel.copy()
+      if let initializer = strategy.initializer {
+        let clock = ContinuousClock.now
+        try federation.initialize(global, with: initializer, progress: progress)
+        afterInitialization = try federation.evaluateOnTests(global).map(\.accuracy)
+        progress("[phase 1] \(strategy.name): serial meta-initialization done (\(String(format: "%.1f", clock.secondsSince)) s), "
+                   + "test accuracy " + formatList(afterInitialization!))
+      }
+      try checkpoint?(ResumePoint(completedRounds: 0, global: global, strategy: strategy, rounds: rounds,
+                                  afterInitialization: afterInitialization))
+    }
+    for round in rounds.count..<settings.parallelRounds {
       let clock = ContinuousClock.now
       let (next, weights) = try federation.runRound(round, global: global, strategy: strategy)
       global = next
@@ -66,6 +80,8 @@ public enum FedMetaAlignPipeline {
       progress("[phase 2] \(strategy.name) round \(round + 1)/\(settings.parallelRounds): test loss "
                  + formatList(record.testLoss) + ", accuracy " + formatList(record.testAccuracy)
                  + ", weights " + formatList(weights) + String(format: " (%.2f s)", record.seconds))
+      try checkpoint?(ResumePoint(completedRounds: round + 1, global: global, strategy: strategy, rounds: rounds,
+                                  afterInitialization: afterInitialization))
     }
     let globalScores = try federation.scoreGlobal(global)
     let clock = ContinuousClock.now

@@ -8,6 +8,7 @@
  *   -DHANG_IN_AGGREGATE   loop forever inside aggregate()
  *   -DIGNORE_COVERAGE     average uncovered elements too (a conformance bug)
  *   -DKIND_INITIALIZER    claim to be an initializer only (initialize runs the clients once)
+ *   -DFAIL_IN_ROUND=N     aggregate() fails with a message in round N
  */
 #include <math.h>
 #include <stdio.h>
@@ -53,13 +54,17 @@ static const char *last_error(const fhp_instance *instance) { (void)instance; re
 
 __attribute__((unused)) static fhp_status aggregate(fhp_instance *instance, uint32_t round, const float *global, uint64_t n,
                             const fhp_update *updates, uint32_t count, float *out, double *weights) {
-  (void)instance; (void)round;
+  (void)instance;
+  (void)round;
 #ifdef CRASH_IN_AGGREGATE
   volatile int *null_pointer = NULL;
   *null_pointer = 1;
 #endif
 #ifdef HANG_IN_AGGREGATE
   for (volatile int forever = 1; forever;) {}
+#endif
+#ifdef FAIL_IN_ROUND
+  if (round == FAIL_IN_ROUND) return fail(FHP_E_INTERNAL, "deliberate failure in this round (FAIL_IN_ROUND)");
 #endif
   if (count == 0) return fail(FHP_E_INVALID, "no updates");
   for (uint32_t c = 0; c < count; c++) {

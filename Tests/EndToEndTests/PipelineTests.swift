@@ -1,0 +1,167 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import Testing
+
+/// The main job and `host compare` through the real binary, on the embedded federation.
+@Suite("The Fed-Meta-Align pipeline end to end")
+struct PipelineTests {
+  let directory: String
+  init() throws { directory = try temporaryDirectory("pipeline") }
+
+  /// A short run: 3 rounds, short personalization, so the suite stays fast.
+  static let short = ["--rounds", "3", "--serial-rounds", "2", "--personalization-epochs", "3", "--local-only-epochs", "3"]
+
+  private func json(_ path: String) throws -> [String: Any] {
+    let data = try #require(FileManager.default.contents(atPath: path), "missing \(path)")
+    return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+  }
+
+  @Test func mainJobRunsEveryPhaseAndWritesItsOutputs() throws {
+    let run = try runHost(["--aggregator", "libSimilarityAware.so", "--out", directory] + Self.short)
+    #expect(run.status == 0, "\(run.stderr)")
+    for phase in ["[phase 1]", "[phase 2] Fed-Meta-Align round 3/3", "[phase 3]", "Local Only"] {
+      #expect(run.stderr.contains(phase), "progress lacks \(phase)")
+    }
+    // Table I shape: Local Only, then global and personalized rows per strategy.
+    for row in ["| Local Only | personalized |", "| FedAvg | global |", "| FedProx | personalized |",
+                "| MEFL-EOA + Meta-GDP | global |", "| Fed-Meta-Align | personalized |"] {
+      #expect(run.stdout.contains(row), "report lacks \(row)")
+    }
+    for file in ["report.md", "report.csv", "report.json", "global-accuracy.svg", "global-loss.svg",
+                 "personalized-accuracy.svg", "checkpoint.json", "models/global.fhmodel",
+                 "models/personalized-line-fault.fhmodel", "models/personalized-machine-failure.fhmodel"] {
+      #expect(FileManager.default.fileExists(atPath: directory + "/" + file), "missing \(file)")
+    }
+    let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.contains(".tmp-") }
+    #expect(leftovers.isEmpty)
+  }
+
+  @Test func compareWritesParseableTablesAndPlots() throws {
+    let run = try runHost(["compare", "--aggregators", "libFedAvg.so,libSimilarityAware.so", "--seeds", "2",
+                           "--out", directory, "--quiet"] + Self.short)
+    #expect(run.status == 0, "\(run.stderr)")
+    let report = try json(directory + "/report.json")
+    #expect(report["seeds"] as? [Int] == [0, 1])
+    let methods = try #require(report["methods"] as? [[String: Any]])
+    #expect(methods.map { "\($0["method"]!)/\($0["stage"]!)" } == [
+      "Local Only/personalized", "FedAvg/global", "FedAvg/personalized", "Fed-Meta-Align/global",
+      "Fed-Meta-Align/personalized",
+    ])
+    for method in methods {
+      let accuracy = try #require(method["accuracy"] as? [[Double]])
+      #expect(accuracy.count == 2 && accuracy.allSatisfy { $0.count == 2 && $0.allSatisfy { (0...1).contains($0) } })
+    }
+    let csv = try String(contentsOfFile: directory + "/report.csv", encoding: .utf8).split(separator: "\n")
+    #expect(csv.first == "method,stage,device,seed,accuracy,f1,status")
+    #expect(csv.count == 1 + 5 * 2 * 2)  // methods × devices × seeds
+    #expect(csv.dropFirst().allSatisfy { $0.split(separator: ",").count == 7 })
+    let markdown = try String(contentsOfFile: directory + "/report.md", encoding: .utf8)
+    #expect(markdown.contains("mean ± std over 2 seeds"))
+    for plot in ["global-accuracy.svg", "personalized-accuracy.svg"] {
+      let svg = try String(contentsOfFile: directory + "/" + plot, encoding: .utf8)
+      #expect(svg.hasPrefix("<svg") && svg.contains("Fed-Meta-Align") && svg.hasSuffix("</svg>\n"))
+      // Parses as XML.
+      #expect(XMLParser(data: Data(svg.utf8)).parse())
+    }
+  }
+
+  @Test func aFailingPluginIsReportedAndTheOthersFinish() throws {
+    let failing = try compilePlugin(testPluginSource, name: "FailRound1", in: directory, flags: ["-DFAIL_IN_ROUND=1"])
+    let run = try runHost(["compare", "--aggregators", "\(failing),libFedAvg.so", "--seeds", "1", "--quiet"] + Self.short)
+    #expect(run.status == 1)
+    #expect(run.stdout.contains("failed**: org.fedhost.test.mean: aggregate failed (FHP_E_INTERNAL): deliberate failure"))
+    #expect(run.stdout.contains("| FedAvg | personalized |"))
+  }
+
+  @Test func resultsDoNotDependOnTheThreadCount() throws {
+    let arguments = ["--aggregator", "libMEFLVariance.so", "--baselines", "libFedProx.so", "--json", "--quiet"] + Self.short
+    let one = try runHost(arguments + ["--threads", "1"])
+    let two = try runHost(arguments + ["--threads", "2"])
+    #expect(one.status == 0 && two.status == 0)
+    #expect(one.stdout == two.stdout)
+  }
+
+  @Test func wrongKindForTheFlagIsOneLine() throws {
+    let run = try runHost(["--aggregator", "libFedAvg.so", "--initializer", "libFedAvg.so"])
+    #expect(run.status == 1)
+    #expect(run.stderr == "host: error: \(productsDirectory)/libFedAvg.so (org.fedhost.fedavg) is not an initializer; it provides: aggregator\n")
+  }
+
+  @Test func badOptionsAreOneLineUsageErrors() throws {
+    for (arguments, message) in [
+      (["--aggregator"], "--aggregator needs a value LIB"),
+      (["--aggregator", "libFedAvg.so", "--rounds", "x"], "--rounds expects an integer, got \"x\""),
+      (["--aggregator", "libFedAvg.so", "--preset", "fast"], "--preset must be one of"),
+      (["--aggregator", "libFedAvg.so", "--frobnicate"], "unknown option --frobnicate"),
+      (["--aggregator", "libFedAvg.so", "--rounds", "0"], "parallel rounds and local epochs must be at least 1"),
+    ] {
+      let run = try runHost(arguments)
+      #expect(run.status == 2, "\(arguments)")
+      #expect(run.stderr.split(separator: "\n").count == 1 && run.stderr.contains(message), "\(run.stderr)")
+    }
+  }
+
+  @Test func aBadFederationSpecNamesTheKey() throws {
+    let spec = directory + "/spec.json"
+    try #"{"devices": [{"name": "a", "dataset": "x.csv", "lable": "y"}]}"#.write(toFile: spec, atomically: true, encoding: .utf8)
+    let run = try runHost(["--aggregator", "libFedAvg.so", "--federation", spec])
+    #expect(run.status == 1)
+    #expect(run.stderr.contains("spec.json: devices[0].lable: unknown key"), "\(run.stderr)")
+    #expect(run.stderr.split(separator: "\n").count == 1)
+  }
+}
+
+/// Checkpoint and resume: a real `host` is killed with SIGKILL mid-run and resumed; the result
+/// must be bit-identical to an uninterrupted run.
+@Suite("Resume after SIGKILL")
+struct ResumeTests {
+  static let arguments = ["--aggregator", "libMEFLVariance.so", "--initializer", "libSimilarityAware.so",
+                          "--baselines", "libSimilarityAware.so", "--rounds", "8", "--quiet"]
+
+  @Test func aKilledRunResumesBitIdentically() throws {
+    let reference = try temporaryDirectory("resume-reference")
+    #expect(try runHost(Self.arguments + ["--out", reference]).status == 0)
+
+    let killed = try temporaryDirectory("resume-killed")
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: hostExecutable)
+    process.arguments = Self.arguments + ["--out", killed]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    // Wait until the second strategy (the main one) has finished two rounds, then kill it.
+    let deadline = Date().addingTimeInterval(60)
+    var progressSeen = false
+    while Date() < deadline && process.isRunning && !progressSeen {
+      Thread.sleep(forTimeInterval: 0.005)
+      if let data = FileManager.default.contents(atPath: killed + "/checkpoint.json"),
+         let checkpoint = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+         let current = checkpoint["current"] as? [String: Any], current["strategyIndex"] as? Int == 1,
+         let point = current["point"] as? [String: Any], (point["completedRounds"] as? Int ?? 0) >= 2 {
+        progressSeen = true
+      }
+    }
+    try #require(progressSeen, "the run finished or stalled before the kill point")
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+    #expect(process.terminationReason == .uncaughtSignal)
+    #expect(!FileManager.default.fileExists(atPath: killed + "/report.json"))
+
+    let resumed = try runHost(Self.arguments + ["--resume", killed])
+    #expect(resumed.status == 0, "\(resumed.stderr)")
+    for file in ["report.json", "report.md", "models/global.fhmodel", "models/personalized-machine-failure.fhmodel"] {
+      #expect(FileManager.default.contents(atPath: reference + "/" + file) == FileManager.default.contents(atPath: killed + "/" + file),
+              "\(file) differs after resume")
+    }
+  }
+
+  @Test func resumingADifferentRunIsRefused() throws {
+    let directory = try temporaryDirectory("resume-other")
+    #expect(try runHost(Self.arguments + ["--out", directory, "--rounds", "2"]).status == 0)
+    let run = try runHost(Self.arguments + ["--resume", directory, "--rounds", "3"])
+    #expect(run.status == 1)
+    #expect(run.stderr.contains("the checkpoint belongs to a different run"))
+  }
+}
