@@ -226,7 +226,10 @@ public final class Federation: @unchecked Sendable {
                                       learningRate: settings.personalizationLearningRate,
                                       seed: deriveSeed(settings.seed, .personalization, UInt64(index)),
                                       frozenLayers: frozen)
-        _ = try MLPTrainer(architecture: deviceArchitecture).train(model, on: devices[index].phase3Train, options: options)
+        // The validation slice only serves the F1 threshold; with a fixed threshold it is training data.
+        let data = settings.threshold == .f1 ? devices[index].phase3Train
+          : Samples.concatenating([devices[index].phase3Train, devices[index].phase3Validation])
+        _ = try MLPTrainer(architecture: deviceArchitecture).train(model, on: data, options: options)
       }
       return (model, try score(model, device: index))
     })
