@@ -23,6 +23,7 @@ enum ExperimentOptions {
     .value("personalization-epochs", "N", "Phase 3 fine-tuning epochs, 0 skips it (paper 10, tuned 30)"),
     .value("personalization-learning-rate", "LR", "Phase 3 learning rate (paper 1e-5, tuned 1e-3)"),
     .value("freeze-fraction", "F", "share of layers frozen in Phase 3 (0.5: the first half)"),
+    .value("early-stopping", "PATIENCE", "Phase 3 and Local Only keep the epoch of lowest validation loss, stopping after PATIENCE epochs without improvement (0: off)"),
     .value("local-only-epochs", "N", "epochs of the Local Only baseline (paper 10, tuned 30)"),
     .value("threshold", "RULE", "f1 (F1-optimal on a validation slice, default) or fixed (0.5)"),
     .value("similarity-floor", "C", "SimilarityAware's floor c (0.1)"),
@@ -68,6 +69,10 @@ enum ExperimentOptions {
     if let value = try options.number("personalization-learning-rate") { settings.personalizationLearningRate = Float(value) }
     if let value = try options.number("freeze-fraction") { settings.freezeFraction = value }
     settings.localOnlyEpochs = try options.integer("local-only-epochs", default: settings.localOnlyEpochs)
+    if options.value("early-stopping") != nil {
+      let patience = try options.integer("early-stopping", default: 0)
+      settings.earlyStoppingPatience = patience > 0 ? patience : nil
+    }
     if let rule = options.value("threshold") {
       guard let parsed = PipelineSettings.ThresholdRule(rawValue: rule) else {
         throw UsageError("--threshold must be f1 or fixed, got \"\(rule)\"")

@@ -226,10 +226,8 @@ public final class Federation: @unchecked Sendable {
                                       learningRate: settings.personalizationLearningRate,
                                       seed: deriveSeed(settings.seed, .personalization, UInt64(index)),
                                       frozenLayers: frozen)
-        // The validation slice only serves the F1 threshold; with a fixed threshold it is training data.
-        let data = settings.threshold == .f1 ? devices[index].phase3Train
-          : Samples.concatenating([devices[index].phase3Train, devices[index].phase3Validation])
-        _ = try MLPTrainer(architecture: deviceArchitecture).train(model, on: data, options: options)
+        try fit(model, architecture: deviceArchitecture, data: devices[index].phase3Train,
+                validation: devices[index].phase3Validation, options: options)
       }
       return (model, try score(model, device: index))
     })
@@ -245,9 +243,38 @@ public final class Federation: @unchecked Sendable {
       let data = Samples.concatenating([device.phase1.combined, device.phase2.combined, device.phase3Train])
       let options = trainingOptions(epochs: settings.localOnlyEpochs, learningRate: settings.personalizationLearningRate,
                                     seed: deriveSeed(settings.seed, .localOnly, UInt64(index), 1))
-      _ = try MLPTrainer(architecture: deviceArchitecture).train(model, on: data, options: options)
+      try fit(model, architecture: deviceArchitecture, data: data, validation: device.phase3Validation, options: options)
       return try score(model, device: index)
     })
+  }
+
+  /// Trains `model` on a device's data. The validation slice serves the F1 threshold and early
+  /// stopping (keeping the epoch of lowest validation loss); when neither is on, it is
+  /// training data too.
+  private func fit(_ model: ParameterVector, architecture: MLPArchitecture, data: Samples, validation: Samples,
+                   options: TrainingOptions) throws {
+    let trainer = MLPTrainer(architecture: architecture)
+    guard let patience = settings.earlyStoppingPatience, validation.count > 0 else {
+      let all = settings.threshold == .f1 ? data : Samples.concatenating([data, validation])
+      _ = try trainer.train(model, on: all, options: options)
+      return
+    }
+    let evaluator = MLPTrainer(architecture: architecture)
+    let best = model.copy()
+    var bestLoss = try evaluator.evaluate(model, on: validation).meanLoss
+    var epochsSinceBest = 0
+    _ = try trainer.train(model, on: data, options: options, afterEpoch: { _, parameters in
+      let loss = try evaluator.evaluate(parameters, on: validation).meanLoss
+      if loss < bestLoss {
+        bestLoss = loss
+        best.assign(from: parameters)
+        epochsSinceBest = 0
+      } else {
+        epochsSinceBest += 1
+      }
+      return epochsSinceBest < patience
+    })
+    model.assign(from: best)
   }
 }
 

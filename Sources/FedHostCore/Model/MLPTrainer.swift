@@ -66,9 +66,14 @@ public final class MLPTrainer {
   // MARK: Training
 
   /// Trains `parameters` in place on `samples`. Adam starts from zero moments at step 0.
+  /// `afterEpoch(epoch, parameters)` runs after every epoch; returning false stops training
+  /// (early stopping).
   public func train(_ parameters: ParameterVector, on samples: Samples,
                     options: TrainingOptions = TrainingOptions(),
-                    gradientHook: GradientHook? = nil) throws -> TrainingSummary {
+                    gradientHook: GradientHook? = nil,
+                    afterEpoch: ((_ epoch: Int, _ parameters: ParameterVector) throws -> Bool)? = nil)
+    throws -> TrainingSummary
+  {
     try architecture.validate(parameters)
     try validate(samples)
     guard samples.count > 0 else { throw ModelError.noSamples }
@@ -78,13 +83,15 @@ public final class MLPTrainer {
       case .adam(let learningRate, let beta1, let beta2, let epsilon):
         firstMoment.zero()
         secondMoment.zero()
-        return try train(parameters.pointer, on: samples, options: options, hook: gradientHook) {
+        return try train(parameters.pointer, on: samples, options: options, hook: gradientHook,
+                         afterEpoch: afterEpoch.map { observer in { try observer($0, parameters) } }) {
           step in
           AdamStep(beta1: beta1, beta2: beta2, epsilon: epsilon, learningRate: learningRate,
                    step: step, m: firstMoment.pointer, v: secondMoment.pointer)
         }
       case .sgd(let learningRate):
-        return try train(parameters.pointer, on: samples, options: options, hook: gradientHook) {
+        return try train(parameters.pointer, on: samples, options: options, hook: gradientHook,
+                         afterEpoch: afterEpoch.map { observer in { try observer($0, parameters) } }) {
           _ in SGDStep(learningRate: learningRate)
         }
       }
@@ -106,7 +113,7 @@ public final class MLPTrainer {
 
   private func train<Rule: ElementUpdate>(
     _ parameters: UnsafeMutablePointer<Float>, on samples: Samples, options: TrainingOptions,
-    hook: GradientHook?, rule makeRule: (_ step: Int) -> Rule
+    hook: GradientHook?, afterEpoch: ((Int) throws -> Bool)?, rule makeRule: (_ step: Int) -> Rule
   ) throws -> TrainingSummary {
     let count = samples.count
     let firstTrainedLayer = options.frozenLayerCount
@@ -118,7 +125,7 @@ public final class MLPTrainer {
     var epochLosses = [Double]()
     var step = 0
     try samples.features.withUnsafeBufferPointer { features in
-      for _ in 0..<options.epochs {
+      for epoch in 0..<options.epochs {
         if options.shuffle { generator.shuffle(&order) }
         var lossSum = 0.0
         var batchStart = 0
@@ -142,6 +149,7 @@ public final class MLPTrainer {
                            gradient: gradient.pointer + trained.lowerBound)
         }
         epochLosses.append(lossSum / Double(count))
+        if let afterEpoch, try !afterEpoch(epoch) { break }
       }
     }
     return TrainingSummary(epochLosses: epochLosses, steps: step)

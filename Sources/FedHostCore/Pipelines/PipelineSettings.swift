@@ -35,6 +35,9 @@ public struct PipelineSettings: Sendable, Equatable {
   public var personalizationLearningRate: Float
   /// Share of the layers frozen in Phase 3 (the paper freezes the first half).
   public var freezeFraction: Double
+  /// Phase 3 and Local Only: stop when the validation loss has not improved for this many
+  /// epochs and keep the best epoch's model. nil: train every epoch (the paper).
+  public var earlyStoppingPatience: Int?
   /// Epochs of the Local Only baseline over a device's own training split.
   public var localOnlyEpochs: Int
   public var threshold: ThresholdRule
@@ -54,6 +57,7 @@ public struct PipelineSettings: Sendable, Equatable {
     hiddenWidths = Self.paperHiddenWidths
     useSGD = false
     freezeFraction = 0.5
+    earlyStoppingPatience = nil
     threshold = .f1
     similarityFloor = 0.1
     mu = 0.01
@@ -115,6 +119,7 @@ public struct PipelineSettings: Sendable, Equatable {
     try require(personalizationEpochs >= 0 && localOnlyEpochs >= 1, "epoch counts out of range")
     try require((0...1).contains(freezeFraction), "freeze fraction must be within 0...1")
     try require(threads >= 1, "threads must be at least 1")
+    try require(earlyStoppingPatience.map { $0 >= 1 } ?? true, "early-stopping patience must be at least 1")
     try require(hiddenWidths.allSatisfy { $0 >= 1 }, "hidden widths must be positive")
   }
 
