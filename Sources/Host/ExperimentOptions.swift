@@ -18,14 +18,14 @@ enum ExperimentOptions {
     .value("serial-rounds", "N", "Phase 1 rounds of the initializer (10)"),
     .value("serial-epochs", "N", "Phase 1 epochs per device visit (1)"),
     .value("rounds", "N", "Phase 2 parallel rounds (10)"),
-    .value("local-epochs", "N", "Phase 2 local epochs per round (paper 1, tuned 2)"),
-    .value("local-steps", "N", "Phase 2: about N optimizer steps per client per round instead of --local-epochs (balances small and large devices)"),
-    .value("personalization-epochs", "N", "Phase 3 fine-tuning epochs, 0 skips it (paper 10, tuned 30)"),
+    .value("local-epochs", "N", "Phase 2 local epochs per round, when --local-steps is off (1)"),
+    .value("local-steps", "N", "Phase 2: about N optimizer steps per client per round instead of --local-epochs, 0: off (paper off, tuned 240)"),
+    .value("personalization-epochs", "N", "Phase 3 fine-tuning epochs, 0 skips it (10)"),
     .value("personalization-learning-rate", "LR", "Phase 3 learning rate (paper 1e-5, tuned 1e-3)"),
-    .value("freeze-fraction", "F", "share of layers frozen in Phase 3 (0.5: the first half)"),
+    .value("freeze-fraction", "F", "share of layers frozen in Phase 3 (paper 0.5: the first half; tuned 0)"),
     .value("early-stopping", "PATIENCE", "Phase 3 and Local Only keep the epoch of lowest validation loss, stopping after PATIENCE epochs without improvement (0: off)"),
-    .value("local-only-epochs", "N", "epochs of the Local Only baseline (paper 10, tuned 30)"),
-    .value("threshold", "RULE", "f1 (F1-optimal on a validation slice, default) or fixed (0.5)"),
+    .value("local-only-epochs", "N", "epochs of the Local Only baseline (10)"),
+    .value("threshold", "RULE", "f1 (F1-optimal on a validation slice) or fixed (0.5) (paper f1, tuned fixed)"),
     .value("similarity-floor", "C", "SimilarityAware's floor c (0.1)"),
     .value("mu", "MU", "FedProx's proximal weight μ (0.01)"),
     .value("out", "DIR", "write report.md/.csv/.json, SVG plots, models and a checkpoint after every round here (atomically)"),
@@ -64,7 +64,10 @@ enum ExperimentOptions {
     settings.serialEpochs = try options.integer("serial-epochs", default: settings.serialEpochs)
     settings.parallelRounds = try options.integer("rounds", default: settings.parallelRounds)
     settings.localEpochs = try options.integer("local-epochs", default: settings.localEpochs)
-    if options.value("local-steps") != nil { settings.localSteps = try options.integer("local-steps", default: 0) }
+    if options.value("local-steps") != nil {
+      let steps = try options.integer("local-steps", default: 0)
+      settings.localSteps = steps > 0 ? steps : nil
+    }
     settings.personalizationEpochs = try options.integer("personalization-epochs", default: settings.personalizationEpochs)
     if let value = try options.number("personalization-learning-rate") { settings.personalizationLearningRate = Float(value) }
     if let value = try options.number("freeze-fraction") { settings.freezeFraction = value }
