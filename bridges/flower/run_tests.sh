@@ -10,7 +10,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-VENV="${1:-$REPO/.venv-flower}"
+VENV="$(realpath -m "${1:-$REPO/.venv-flower}")"
 shift || true
 PYTHON="${PYTHON:-python3}"
 export FEDHOST_PLUGIN_DIR="${FEDHOST_PLUGIN_DIR:-$REPO/.build/release}"
