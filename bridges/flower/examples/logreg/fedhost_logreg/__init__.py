@@ -1,0 +1,1 @@
+"""Flower App: numpy logistic regression whose server aggregation is a FedHost plugin."""

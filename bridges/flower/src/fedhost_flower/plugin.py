@@ -1,0 +1,351 @@
+"""Load a FedHost strategy plugin (.so) with ctypes and call it through the C header contract.
+
+    lib = load_plugin("libFedProx.so")          # dlopen, negotiate ABI 1.0, read the descriptor
+    with lib.create({"mu": 0.1}) as plugin:     # vtable->create with a JSON config
+        new_global, weights = plugin.aggregate(0, global_vector, [Update(...), ...])
+        blob = plugin.save_state()
+
+Errors raised by the plugin become :class:`PluginError` carrying the plugin's own
+``last_error`` message; a bad path, a library that is not a plugin, or an ABI mismatch
+raise :class:`PluginLoadError` with one line.  Libraries are never closed (header rule 7).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from ctypes import POINTER, byref, c_double, c_float, c_uint8, c_uint64, c_void_p
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import abi
+
+__all__ = [
+    "ConfigKey",
+    "Descriptor",
+    "PluginError",
+    "PluginInstance",
+    "PluginLibrary",
+    "PluginLoadError",
+    "Update",
+    "find_plugin",
+    "load_plugin",
+]
+
+HOST_NAME = "fedhost-flower"
+HOST_VERSION = "0.1.0"
+_log = logging.getLogger("fedhost_flower.plugin")
+
+
+class PluginError(RuntimeError):
+    """A plugin call failed; ``str(err)`` is the plugin's last_error message."""
+
+    def __init__(self, message: str, status: int = 0, plugin: str = "") -> None:
+        self.status = status
+        self.status_name = abi.STATUS_NAMES.get(status, str(status))
+        self.plugin = plugin
+        self.message = message
+        prefix = f"{plugin}: " if plugin else ""
+        suffix = f" ({self.status_name})" if status else ""
+        super().__init__(f"{prefix}{message}{suffix}")
+
+
+class PluginLoadError(PluginError):
+    """The file cannot be used as a plugin: bad path, not a plugin, or ABI mismatch."""
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One accepted config key, as the plugin's descriptor lists it."""
+
+    key: str
+    type: str
+    default_json: str
+    description: str
+
+    @property
+    def default(self) -> Any:
+        """The default as a Python value."""
+        return json.loads(self.default_json) if self.default_json else None
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """What the plugin is (``fhp_descriptor``), copied into Python values."""
+
+    id: str
+    name: str
+    version: str
+    description: str
+    abi: tuple[int, int]
+    kinds: int
+    config_keys: tuple[ConfigKey, ...]
+
+    @property
+    def kind_names(self) -> list[str]:
+        return [name for bit, name in abi.KIND_NAMES.items() if self.kinds & bit]
+
+    def config_key(self, key: str) -> ConfigKey | None:
+        return next((k for k in self.config_keys if k.key == key), None)
+
+
+@dataclass
+class Update:
+    """One client's result for one round (``fhp_update``).
+
+    ``delta`` is ``w_client - w_global`` as one flat float32 vector; ``coverage`` (optional,
+    same length, nonzero = trained) marks a sub-model; ``metrics`` are named scalars such as
+    ``{"query_loss": 0.31}``.
+    """
+
+    client_id: int
+    delta: np.ndarray
+    n_samples: int
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    coverage: np.ndarray | None = None
+
+
+def _text(raw: bytes | None) -> str:
+    return raw.decode("utf-8", "replace") if raw else ""
+
+
+def find_plugin(name: str | os.PathLike[str]) -> Path:
+    """Resolve a plugin name the way ``host`` does.
+
+    A name containing ``/`` is a path.  A bare name (``libFedAvg.so``) is looked up in
+    ``$FEDHOST_PLUGIN_DIR`` and then in each directory of ``$FEDHOST_PLUGIN_PATH`` (``:``
+    separated); if found nowhere it is returned unchanged (and loading it will fail).
+    """
+    text = os.fspath(name)
+    if "/" in text:
+        return Path(text)
+    dirs = [os.environ.get("FEDHOST_PLUGIN_DIR", "")] + os.environ.get("FEDHOST_PLUGIN_PATH", "").split(":")
+    for directory in filter(None, dirs):
+        candidate = Path(directory) / text
+        if candidate.is_file():
+            return candidate
+    return Path(text)
+
+
+# Loaded libraries by resolved path.  Never dlclose()d (header rule 7): keeping the CDLL
+# objects here also keeps ctypes from ever dropping them.
+_LIBRARIES: dict[str, PluginLibrary] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def load_plugin(name: str | os.PathLike[str]) -> PluginLibrary:
+    """Load (once per path) and negotiate a plugin; see :func:`find_plugin` for names."""
+    path = find_plugin(name)
+    key = os.path.realpath(path)
+    with _LOAD_LOCK:
+        if key not in _LIBRARIES:
+            _LIBRARIES[key] = PluginLibrary(path)
+        return _LIBRARIES[key]
+
+
+class PluginLibrary:
+    """A loaded plugin: its descriptor and vtable.  Use :meth:`create` for instances."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        where = str(self.path)
+        if not self.path.is_file():
+            raise PluginLoadError(f"cannot load plugin {where!r}: no such file")
+        try:
+            self._dll = ctypes.CDLL(os.path.abspath(where), mode=os.RTLD_NOW | os.RTLD_LOCAL)
+        except OSError as err:
+            raise PluginLoadError(f"cannot load plugin {where!r}: {err}") from None
+        try:
+            entry = abi.ENTRY_FN((abi.ENTRY_SYMBOL, self._dll))
+        except AttributeError:
+            raise PluginLoadError(
+                f"{where!r} is not a FedHost plugin: it exports no symbol {abi.ENTRY_SYMBOL!r}"
+            ) from None
+
+        desc_ptr = POINTER(abi.fhp_descriptor)()
+        vt_ptr = POINTER(abi.fhp_vtable)()
+        status = entry(abi.ABI_MAJOR, abi.ABI_MINOR, byref(desc_ptr), byref(vt_ptr))
+        desc = abi.read_sized(ctypes.addressof(desc_ptr.contents), abi.fhp_descriptor) if desc_ptr else None
+        if status == abi.FHP_E_VERSION or (desc is not None and desc.abi_major != abi.ABI_MAJOR):
+            theirs = f"{desc.abi_major}.{desc.abi_minor}" if desc else "an unknown version"
+            raise PluginLoadError(
+                f"{where!r} was built for plugin ABI {theirs}; fedhost_flower speaks ABI "
+                f"{abi.ABI_MAJOR}.{abi.ABI_MINOR} (major versions must match)"
+            )
+        if status != abi.FHP_OK or desc is None or not vt_ptr:
+            raise PluginLoadError(
+                f"{where!r}: {abi.ENTRY_SYMBOL} failed ({abi.STATUS_NAMES.get(status, status)}) "
+                "or returned no descriptor/vtable"
+            )
+        self._vtable = abi.read_sized(ctypes.addressof(vt_ptr.contents), abi.fhp_vtable)
+        required = abi.member_end(abi.fhp_vtable, "last_error")
+        vt_size = self._vtable.struct_size
+        if vt_size < required or not (self._vtable.create and self._vtable.destroy and self._vtable.last_error):
+            raise PluginLoadError(f"{where!r}: vtable (struct_size {vt_size}) lacks create/destroy/last_error")
+        self.descriptor = self._read_descriptor(desc)
+
+    @staticmethod
+    def _read_descriptor(desc: abi.fhp_descriptor) -> Descriptor:
+        keys = abi.read_array(desc.config_keys or 0, desc.n_config_keys, abi.fhp_config_key)
+        return Descriptor(
+            id=_text(desc.id),
+            name=_text(desc.name),
+            version=_text(desc.version),
+            description=_text(desc.description),
+            abi=(desc.abi_major, desc.abi_minor),
+            kinds=desc.kinds,
+            config_keys=tuple(
+                ConfigKey(_text(k.key), _text(k.type), _text(k.default_json), _text(k.description)) for k in keys
+            ),
+        )
+
+    def function(self, name: str) -> Any:
+        """The vtable member ``name``, or None when absent or NULL (header rules 2 and 3)."""
+        if abi.member_end(abi.fhp_vtable, name) > self._vtable.struct_size:
+            return None
+        fn = getattr(self._vtable, name)
+        return fn if fn else None
+
+    def create(self, config: Mapping[str, Any] | str | None = None) -> PluginInstance:
+        """A new instance; ``config`` is a dict (dumped to JSON), a JSON string, or None (``{}``)."""
+        return PluginInstance(self, config)
+
+    def __repr__(self) -> str:
+        d = self.descriptor
+        return f"<PluginLibrary {d.name} {d.version} ({d.id}) from {self.path}>"
+
+
+class PluginInstance:
+    """One plugin instance (``fhp_instance``).  Calls on one instance are serialized by a lock."""
+
+    def __init__(self, library: PluginLibrary, config: Mapping[str, Any] | str | None = None) -> None:
+        self.library = library
+        self.config_json = config if isinstance(config, str) else json.dumps(dict(config or {}))
+        self.config: dict[str, Any] = json.loads(self.config_json)
+        self._lock = threading.Lock()
+        self._log_fn = abi.LOG_FN(self._on_log)  # referenced until destroy
+        self._host = abi.fhp_host(
+            struct_size=ctypes.sizeof(abi.fhp_host),
+            host_name=HOST_NAME.encode(),
+            host_version=HOST_VERSION.encode(),
+            log=self._log_fn,
+        )
+        handle = c_void_p()
+        status = library.function("create")(byref(self._host), self.config_json.encode(), byref(handle))
+        if status != abi.FHP_OK:
+            raise PluginError(self._last_error(None), status, library.descriptor.name)
+        self._handle: c_void_p | None = handle
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return self.library.descriptor
+
+    def _on_log(self, _ctx: int | None, level: int, message: bytes | None) -> None:
+        py_level = {abi.LOG_DEBUG: logging.DEBUG, abi.LOG_WARN: logging.WARNING, abi.LOG_ERROR: logging.ERROR}
+        _log.log(py_level.get(level, logging.INFO), "[%s] %s", self.descriptor.name, _text(message))
+
+    def _last_error(self, handle: c_void_p | None) -> str:
+        return _text(self.library.function("last_error")(handle)) or "(the plugin left no message)"
+
+    def _check(self, status: int) -> None:
+        """Raise the plugin's message (read on this thread, right after the call) on failure."""
+        if status != abi.FHP_OK:
+            raise PluginError(self._last_error(self._handle), status, self.descriptor.name)
+
+    def _require(self, name: str) -> Any:
+        if self._handle is None:
+            raise PluginError("the instance was destroyed", plugin=self.descriptor.name)
+        fn = self.library.function(name)
+        if fn is None:
+            raise PluginError(f"the plugin does not implement {name}", plugin=self.descriptor.name)
+        return fn
+
+    def aggregate(
+        self, round_index: int, global_params: np.ndarray, updates: Sequence[Update]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``vt->aggregate``: returns (new global float32 vector, effective weights per update)."""
+        fn = self._require("aggregate")
+        global_params = np.ascontiguousarray(global_params, dtype=np.float32).reshape(-1)
+        n_params = global_params.size
+        array = (abi.fhp_update * len(updates))()
+        keep_alive: list[Any] = []  # buffers the structs point into, borrowed for the call
+        for slot, update in zip(array, updates, strict=True):
+            delta = np.ascontiguousarray(update.delta, dtype=np.float32).reshape(-1)
+            metrics = (abi.fhp_metric * len(update.metrics))(
+                *((str(k).encode(), float(v)) for k, v in update.metrics.items())
+            )
+            slot.struct_size = ctypes.sizeof(abi.fhp_update)
+            slot.client_id = update.client_id
+            slot.delta = delta.ctypes.data_as(POINTER(c_float))
+            slot.n_params = delta.size
+            slot.n_samples = update.n_samples
+            slot.metrics = ctypes.cast(metrics, POINTER(abi.fhp_metric))
+            slot.n_metrics = len(update.metrics)
+            keep_alive += [delta, metrics]
+            if update.coverage is not None:
+                coverage = np.ascontiguousarray(update.coverage, dtype=bool).reshape(-1).view(np.uint8)
+                slot.coverage = coverage.ctypes.data_as(POINTER(c_uint8))
+                keep_alive.append(coverage)
+        out_global = np.empty(n_params, dtype=np.float32)
+        out_weights = np.zeros(len(updates), dtype=np.float64)
+        with self._lock:
+            self._check(
+                fn(
+                    self._handle, round_index,
+                    global_params.ctypes.data_as(POINTER(c_float)), n_params,
+                    ctypes.addressof(array), len(updates),
+                    out_global.ctypes.data_as(POINTER(c_float)),
+                    out_weights.ctypes.data_as(POINTER(c_double)),
+                )
+            )
+        return out_global, out_weights
+
+    def save_state(self) -> bytes:
+        """``vt->save_state``; a stateless plugin (NULL save_state) gives ``b""``."""
+        if self.library.function("save_state") is None:
+            return b""
+        fn = self._require("save_state")
+        with self._lock:
+            needed = c_uint64(0)
+            self._check(fn(self._handle, None, 0, byref(needed)))
+            while True:
+                buf = (c_uint8 * max(needed.value, 1))()
+                capacity = needed.value
+                status = fn(self._handle, buf, capacity, byref(needed))
+                if status == abi.FHP_E_STATE and needed.value > capacity:
+                    continue  # the state grew between the two calls
+                self._check(status)
+                return bytes(buf[: needed.value])
+
+    def load_state(self, state: bytes) -> None:
+        """``vt->load_state``; ``b""`` is accepted by a stateless plugin as a no-op."""
+        if self.library.function("save_state") is None and not state:
+            return
+        fn = self._require("load_state")
+        buf = (c_uint8 * len(state)).from_buffer_copy(state) if state else None
+        with self._lock:
+            self._check(fn(self._handle, buf, len(state)))
+
+    def close(self) -> None:
+        """``vt->destroy``; idempotent.  The library itself stays loaded."""
+        with self._lock:
+            if self._handle is not None:
+                self.library.function("destroy")(self._handle)
+                self._handle = None
+
+    def __enter__(self) -> PluginInstance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_handle", None) is not None:
+            self.close()
