@@ -37,16 +37,16 @@ public enum EmbeddedFederation {
       // The generators write exactly the columns the specs name, so this cannot fail.
       try! spec.makeDataset(from: table)
     }
-    var lineFault = dataset(SyntheticLineFault.table(rows: lineFaultRows, seed: DataRandom.seed(seed, stream: 21)),
+    var lineFault = dataset(SyntheticLineFault.table(rows: lineFaultRows, seed: SeededGenerator.seed(seed, stream: 21)),
                             SyntheticLineFault.datasetSpec(padTo: inputWidth))
     let machines = dataset(SyntheticMachineFailure.table(processes: machineProcesses,
-                                                         seed: DataRandom.seed(seed, stream: 22)), machineSpec)
+                                                         seed: SeededGenerator.seed(seed, stream: 22)), machineSpec)
     let balanced = machines.subset(
       balancedRows(labels: machines.samples.labels, positiveShare: machineFailureShare,
-                   seed: DataRandom.seed(seed, stream: 23)),
+                   seed: SeededGenerator.seed(seed, stream: 23)),
       name: "machine-failure")
     var pretraining = dataset(SyntheticMachineFailure.table(processes: pretrainingProcesses,
-                                                            seed: DataRandom.seed(seed, stream: 24)), machineSpec)
+                                                            seed: SeededGenerator.seed(seed, stream: 24)), machineSpec)
     lineFault.name = "line-fault"
     pretraining.name = "ai4i-like"
     return FederationData(
@@ -63,7 +63,7 @@ public enum EmbeddedFederation {
     let positives = labels.indices.filter { labels[$0] == 1 }
     var negatives = labels.indices.filter { labels[$0] == 0 }
     let wanted = Int((Double(positives.count) * (1 - positiveShare) / positiveShare).rounded())
-    var random = DataRandom(seed: seed)
+    var random = SeededGenerator(seed: seed)
     random.shuffle(&negatives)
     return (positives + negatives.prefix(wanted)).sorted()
   }
@@ -104,7 +104,7 @@ public enum SyntheticMachineFailure {
 
   public static func table(processes: Int, seed: UInt64) -> CSVTable {
     precondition(processes > 1)
-    var random = DataRandom(seed: seed)
+    var random = SeededGenerator(seed: seed)
     let air = rescaledWalk(count: processes, mean: 300, deviation: 2, random: &random)
     let processOffset = rescaledWalk(count: processes, mean: 10, deviation: 1, random: &random)
     var cells = [[String]](repeating: [], count: columnNames.count)
@@ -112,7 +112,7 @@ public enum SyntheticMachineFailure {
     var replacementTime = random.uniform(200, 240)
 
     for index in 0..<processes {
-      let pick = random.unit()
+      let pick = random.nextUnit()
       let (type, wearStep, overstrainLimit) = pick < 0.6 ? ("L", 2.0, 11_000.0)
         : pick < 0.9 ? ("M", 3.0, 12_000.0) : ("H", 5.0, 13_000.0)
       let airTemperature = rounded(air[index], 0.1)
@@ -125,13 +125,13 @@ public enum SyntheticMachineFailure {
 
       var toolWearFailure = false
       if wear >= replacementTime {
-        toolWearFailure = random.unit() < 51.0 / 120.0
+        toolWearFailure = random.nextUnit() < 51.0 / 120.0
       }
       let heatFailure = processTemperature - airTemperature < 8.6 && speed < 1380
       let power = torque * speed * 2 * Double.pi / 60
       let powerFailure = power < 3500 || power > 9000
       let overstrain = wear * torque > overstrainLimit
-      let randomFailure = random.unit() < 0.001
+      let randomFailure = random.nextUnit() < 0.001
       let modes = [toolWearFailure, heatFailure, powerFailure, overstrain, randomFailure]
 
       let row = [type, "\(airTemperature)", "\(processTemperature)", "\(Int(speed))", "\(torque)", "\(Int(wear))",
@@ -148,7 +148,7 @@ public enum SyntheticMachineFailure {
 
   /// A mean-reverting Gaussian random walk shifted and scaled to the given mean and standard deviation.
   private static func rescaledWalk(count: Int, mean: Double, deviation: Double,
-                                   random: inout DataRandom) -> [Double] {
+                                   random: inout SeededGenerator) -> [Double] {
     var walk = [Double](repeating: 0, count: count)
     for index in 1..<count { walk[index] = 0.995 * walk[index - 1] + random.normal() }
     let walkMean = walk.reduce(0, +) / Double(count)
@@ -182,7 +182,7 @@ public enum SyntheticLineFault {
   ]
 
   public static func table(rows: Int, seed: UInt64) -> CSVTable {
-    var random = DataRandom(seed: seed)
+    var random = SeededGenerator(seed: seed)
     var cells = [[String]](repeating: [], count: columnNames.count)
     let shift = 2 * Double.pi / 3
     for _ in 0..<rows {
@@ -195,8 +195,8 @@ public enum SyntheticLineFault {
       var voltages = phaseAngles.map { voltageAmplitude * sin($0) }
       var faultName = "none"
 
-      if random.unit() >= healthyShare {
-        let fault = faults[random.below(faults.count)]
+      if random.nextUnit() >= healthyShare {
+        let fault = faults[random.nextIndex(below: faults.count)]
         faultName = fault.name
         let faultCurrent = loadCurrent * random.uniform(6, 15)
         let faultLag = random.uniform(.pi / 3, 85 * .pi / 180)

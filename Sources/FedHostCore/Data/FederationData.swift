@@ -39,10 +39,10 @@ public struct FederationData: Sendable, Equatable {
   /// Device `i` uses its own seed stream, so adding a device leaves the others' splits unchanged.
   public func prepare(seed: UInt64) -> PreparedFederation {
     let devices = self.devices.enumerated().map { index, device in
-      PreparedDevice(device, fractions: splits, seed: DataRandom.seed(seed, stream: 100 + UInt64(index)))
+      PreparedDevice(device, fractions: splits, seed: SeededGenerator.seed(seed, stream: 100 + UInt64(index)))
     }
     let pretraining = self.pretraining.map {
-      PreparedPretraining($0, validationFraction: splits.validation, seed: DataRandom.seed(seed, stream: 99))
+      PreparedPretraining($0, validationFraction: splits.validation, seed: SeededGenerator.seed(seed, stream: 99))
     }
     return PreparedFederation(devices: devices, pretraining: pretraining, splits: splits, training: training, seed: seed)
   }

@@ -18,7 +18,7 @@ public enum Partitioner {
   /// `rowCount` rows dealt round-robin after a seeded shuffle.
   public static func iid(rowCount: Int, clients: Int, seed: UInt64) throws -> [[Int]] {
     try requireClients(clients, rows: rowCount)
-    var random = DataRandom(seed: seed, stream: 11)
+    var random = SeededGenerator(seed: seed, stream: 11)
     var rows = Array(0..<rowCount)
     random.shuffle(&rows)
     var parts = [[Int]](repeating: [], count: clients)
@@ -36,7 +36,7 @@ public enum Partitioner {
     var byClass = [Int32: [Int]]()
     for (row, label) in labels.enumerated() { byClass[label, default: []].append(row) }
     let classes = byClass.keys.sorted()
-    var random = DataRandom(seed: seed, stream: 12)
+    var random = SeededGenerator(seed: seed, stream: 12)
 
     for _ in 0..<dirichletAttempts {
       var parts = [[Int]](repeating: [], count: clients)

@@ -76,7 +76,7 @@ public enum Splitter {
   /// Row indices `0..<labels.count` cut into `fractions.count` parts (fractions are normalized),
   /// stratified by label. Each part is returned in a seeded random order.
   public static func stratified(labels: [Int32], fractions: [Double], seed: UInt64) -> [[Int]] {
-    var random = DataRandom(seed: seed)
+    var random = SeededGenerator(seed: seed)
     return stratified(rows: Array(labels.indices), labels: labels, fractions: fractions, random: &random)
   }
 
@@ -88,7 +88,7 @@ public enum Splitter {
                             seed: UInt64) -> (kept: [Int], heldOut: [Int]) {
     let blocks = min(requested, count)
     guard blocks >= 2 else { return (Array(0..<count), []) }
-    var random = DataRandom(seed: seed)
+    var random = SeededGenerator(seed: seed)
     var order = Array(0..<blocks)
     random.shuffle(&order)
     let heldOutCount = min(blocks - 1, max(1, Int((Double(blocks) * heldOutFraction).rounded())))
@@ -102,7 +102,7 @@ public enum Splitter {
   }
 
   static func stratified(rows: [Int], labels: [Int32], fractions: [Double],
-                         random: inout DataRandom) -> [[Int]] {
+                         random: inout SeededGenerator) -> [[Int]] {
     precondition(!fractions.isEmpty && fractions.allSatisfy { $0 >= 0 } && fractions.reduce(0, +) > 0)
     let total = fractions.reduce(0, +)
     let shares = fractions.map { $0 / total }
@@ -156,7 +156,7 @@ public struct DeviceSplit: Sendable, Equatable {
   /// Splits rows `0..<labels.count`. The test cut follows `fractions.mode`; everything inside
   /// the training part is stratified. Same labels, fractions and seed → the same split.
   public init(labels: [Int32], fractions: SplitFractions, seed: UInt64) {
-    var random = DataRandom(seed: seed, stream: 1)
+    var random = SeededGenerator(seed: seed, stream: 1)
     let train: [Int]
     switch fractions.mode {
     case .stratified:

@@ -90,16 +90,16 @@ public struct PluginConformance {
   static let parameterCount = 4099  // not a multiple of any SIMD width, to exercise tails
 
   private func makeGlobal() -> ParameterVector {
-    var random = ConformanceRandom(seed: 11)
-    return ParameterVector((0..<Self.parameterCount).map { _ in random.nextSigned() })
+    var random = SeededGenerator(seed: 11)
+    return ParameterVector((0..<Self.parameterCount).map { _ in Float(random.nextUnit() * 2 - 1) })
   }
 
   private func makeUpdates(count: Int, scale: Float = 0.01, coverage: [CoverageMask?]? = nil) -> [ClientUpdate] {
-    var random = ConformanceRandom(seed: 29)
+    var random = SeededGenerator(seed: 29)
     return (0..<count).map { index in
       let mask = coverage?[index]
       let delta = ParameterVector((0..<Self.parameterCount).map { element in
-        let value = random.nextSigned() * scale + scale * Float(index + 1) * 0.5
+        let value = Float(random.nextUnit() * 2 - 1) * scale + scale * Float(index + 1) * 0.5
         return mask.map { $0[element] ? value : 0 } ?? value
       })
       return ClientUpdate(clientID: UInt32(index), delta: delta, sampleCount: UInt64(10 * (index + 1)),
@@ -361,18 +361,4 @@ private final class ConcurrentResults: @unchecked Sendable {
   init(count: Int) { slots = Array(repeating: nil, count: count) }
   func store(_ slot: Int, _ value: Result<ParameterVector, Error>) { lock.withLock { slots[slot] = value } }
   func value(_ slot: Int) -> Result<ParameterVector, Error> { lock.withLock { slots[slot]! } }
-}
-
-/// A tiny deterministic generator for synthetic check data (xorshift64*), independent of the
-/// engine's RNG so the checks do not move when the engine changes.
-struct ConformanceRandom {
-  private var state: UInt64
-  init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
-  mutating func nextSigned() -> Float {
-    state ^= state >> 12
-    state ^= state << 25
-    state ^= state >> 27
-    let bits = (state &* 0x2545_F491_4F6C_DD1D) >> 40
-    return Float(bits) / Float(1 << 24) * 2 - 1
-  }
 }

@@ -53,25 +53,16 @@ enum PluginFixture {
   }
 }
 
-/// A reproducible source of test data (SplitMix64).
-struct TestRandom {
-  private var state: UInt64
-  init(seed: UInt64) { state = seed }
+/// A reproducible source of test data: the project's generator with a few test helpers.
+typealias TestRandom = SeededGenerator
 
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-
+extension SeededGenerator {
   /// Uniform in [-1, 1).
-  mutating func signedUnit() -> Float { Float(Double(next() >> 11) * 0x1p-53 * 2 - 1) }
-  mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
+  mutating func signedUnit() -> Float { Float(nextUnit() * 2 - 1) }
+  mutating func below(_ bound: Int) -> Int { nextIndex(below: bound) }
   mutating func vector(_ count: Int, scale: Float = 1) -> [Float] { (0..<count).map { _ in signedUnit() * scale } }
   mutating func mask(_ count: Int, coverage: Double) -> [UInt8] {
-    (0..<count).map { _ in Double(next() >> 11) * 0x1p-53 < coverage ? 1 : 0 }
+    (0..<count).map { _ in nextUnit() < coverage ? 1 : 0 }
   }
 }
 

@@ -9,13 +9,21 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
   public init(seed: UInt64) {
     var splitMix = seed
     func nextSplitMix() -> UInt64 {
-      splitMix &+= 0x9E37_79B9_7F4A_7C15
-      var z = splitMix
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return z ^ (z >> 31)
+      splitMix &+= splitMixIncrement
+      return splitMix64(splitMix)
     }
     state = (nextSplitMix(), nextSplitMix(), nextSplitMix(), nextSplitMix())
+  }
+
+  /// A generator for one purpose (`stream`) of a seed, independent of the seed's other streams:
+  /// e.g. device 2's split does not move when device 1's row count changes.
+  public init(seed: UInt64, stream: UInt64) {
+    self.init(seed: Self.seed(seed, stream: stream))
+  }
+
+  /// A seed for one purpose derived from `seed`, for code that makes its own generator.
+  public static func seed(_ seed: UInt64, stream: UInt64) -> UInt64 {
+    splitMix64(seed ^ splitMix64(stream &+ splitMixIncrement))
   }
 
   public mutating func next() -> UInt64 {
@@ -43,7 +51,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 
   /// Fisher–Yates shuffle, written out so the order never depends on the standard library's
   /// choice of algorithm.
-  public mutating func shuffle(_ values: inout [Int]) {
+  public mutating func shuffle<Element>(_ values: inout [Element]) {
     var remaining = values.count
     while remaining > 1 {
       let picked = nextIndex(below: remaining)
@@ -55,4 +63,14 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
   private func rotateLeft(_ value: UInt64, by amount: UInt64) -> UInt64 {
     (value << amount) | (value >> (64 - amount))
   }
+}
+
+private let splitMixIncrement: UInt64 = 0x9E37_79B9_7F4A_7C15
+
+/// SplitMix64's output function (Steele, Lea & Flood 2014): a bijective 64-bit mixer.
+func splitMix64(_ value: UInt64) -> UInt64 {
+  var z = value
+  z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+  z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+  return z ^ (z >> 31)
 }
