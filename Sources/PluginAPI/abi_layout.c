@@ -39,7 +39,8 @@ FHP_LAYOUT(fhp_client_ops, ctx, 8);
 FHP_LAYOUT(fhp_client_ops, n_support, 16);
 FHP_LAYOUT(fhp_client_ops, gradient, 32);
 FHP_LAYOUT(fhp_client_ops, last_error, 48);
-_Static_assert(sizeof(fhp_client_ops) == 56, "fhp_client_ops v1 size");
+FHP_LAYOUT(fhp_client_ops, coverage, 56);
+_Static_assert(sizeof(fhp_client_ops) == 64, "fhp_client_ops v1 size");
 
 FHP_LAYOUT(fhp_vtable, create, 8);
 FHP_LAYOUT(fhp_vtable, destroy, 16);

@@ -67,6 +67,19 @@ struct PipelineTests {
     }
   }
 
+  /// Seed 004's scenario on real data: four devices with width rates 1, ½, ¼, ¼ on a 6-class
+  /// task; every plugin, including MEFL's client-side procedure, runs on the sub-models.
+  @Test func heterogeneousDevicesTrainSubModels() throws {
+    let run = try runHost(["compare", "--aggregators", "libFedAvg.so,libFedProx.so,libMEFLVariance.so,libSimilarityAware.so",
+                           "--seeds", "1", "--federation", packageRoot + "/Examples/electrical-class-hetero.json",
+                           "--data-dir", packageRoot + "/../shared/data", "--quiet"] + Self.short)
+    #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
+    #expect(!run.stdout.contains("failed"))
+    for row in ["| gateway | 1.0 | 45914 |", "| relay-a | 0.5 | 12008 |", "| relay-b | 0.25 | 3269 |", "| sensor | 0.25 | 3269 |"] {
+      #expect(run.stdout.contains(row), "missing \(row)")
+    }
+  }
+
   @Test func aFailingPluginIsReportedAndTheOthersFinish() throws {
     let failing = try compilePlugin(testPluginSource, name: "FailRound1", in: directory, flags: ["-DFAIL_IN_ROUND=1"])
     let run = try runHost(["compare", "--aggregators", "\(failing),libFedAvg.so", "--seeds", "1", "--quiet"] + Self.short)

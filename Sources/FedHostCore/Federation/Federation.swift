@@ -10,6 +10,8 @@ public final class Federation: @unchecked Sendable {
   public let architecture: MLPArchitecture
   /// Per device: nil when it trains the full model.
   public let subModels: [SubModel?]
+  /// Per device: the global elements its sub-model covers (nil: all).
+  let coverages: [CoverageMask?]
   public let settings: PipelineSettings
   let pool: WorkerPool
 
@@ -34,6 +36,9 @@ public final class Federation: @unchecked Sendable {
     architecture = global
     subModels = try prepared.devices.map { device in
       device.modelRate >= 1 ? nil : try SubModel(global: global, rate: device.modelRate)
+    }
+    coverages = try subModels.map { subModel in
+      try subModel.map { CoverageMask(try $0.scatter(delta: ParameterVector(count: $0.architecture.parameterCount)).coverage) }
     }
     devices = prepared.devices
     pretraining = prepared.pretraining
@@ -132,25 +137,15 @@ public final class Federation: @unchecked Sendable {
   private func trainClient(_ index: Int, round: Int, global: ParameterVector, hook: PluginInstance?,
                            trainer: MLPTrainer) throws -> ClientUpdate {
     let device = devices[index]
-    let start = try localModel(global, device: index)
-    let trained = start.copy()
-    let seed = deriveSeed(settings.seed, .parallel, UInt64(round), UInt64(index))
-    var metrics: [String: Double] = [:]
     let support = device.phase2.support
+    var metrics: [String: Double] = [:]
+    // The client's trained model, in its own (sub-)model's shape.
+    let trained: ParameterVector
+    let start = try localModel(global, device: index)
     if let hook, hook.supportsTrainLocal {
-      let reported = MetricCollector()
-      let services = ClientServices(
-        clientID: UInt32(index), supportCount: support.count, queryCount: device.phase2.query.count,
-        gradient: { split, rows, weights, gradient in
-          let samples = split == .support ? support : device.phase2.query
-          return try trainer.lossAndGradient(weights: UnsafeBufferPointer(start: weights, count: trained.count),
-                                             samples: samples, rows: rows.map { $0.map { Int($0) } },
-                                             gradient: UnsafeMutableBufferPointer(start: gradient, count: trained.count))
-        },
-        reportMetric: { key, value in reported.values[key] = value })
-      try hook.trainLocal(weights: trained.buffer, services: services)
-      metrics.merge(reported.values) { _, new in new }
+      trained = try trainWithPlugin(hook, client: index, global: global, trainer: trainer, metrics: &metrics)
     } else {
+      trained = start.copy()
       let gradientHook: GradientHook? = hook.flatMap { hook in
         guard hook.supportsAdjustGradient else { return nil }
         return { weights, gradient in
@@ -159,7 +154,8 @@ public final class Federation: @unchecked Sendable {
         }
       }
       let options = trainingOptions(epochs: settings.localEpochs(sampleCount: support.count),
-                                    learningRate: settings.learningRate, seed: seed)
+                                    learningRate: settings.learningRate,
+                                    seed: deriveSeed(settings.seed, .parallel, UInt64(round), UInt64(index)))
       let summary = try trainer.train(trained, on: support, options: options, gradientHook: gradientHook)
       metrics[FHP_METRIC_TRAIN_LOSS] = summary.epochLosses.last
     }
@@ -169,12 +165,44 @@ public final class Federation: @unchecked Sendable {
 
     let localDelta = ParameterVector(count: start.count)
     for element in 0..<start.count { localDelta[element] = trained[element] - start[element] }
-    if let subModel = subModels[index] {
-      let (delta, coverage) = try subModel.scatter(delta: localDelta)
-      return ClientUpdate(clientID: UInt32(index), delta: delta, sampleCount: UInt64(support.count),
-                          coverage: CoverageMask(coverage), metrics: metrics)
-    }
-    return ClientUpdate(clientID: UInt32(index), delta: localDelta, sampleCount: UInt64(support.count), metrics: metrics)
+    let delta = try subModels[index]?.scatter(delta: localDelta).delta ?? localDelta
+    return ClientUpdate(clientID: UInt32(index), delta: delta, sampleCount: UInt64(support.count),
+                        coverage: coverages[index], metrics: metrics)
+  }
+
+  /// Runs a plugin's own local procedure (`train_local`) with the host as gradient oracle. The
+  /// plugin always sees global-sized vectors; a sub-model client's gradients are scattered into
+  /// them, and what the plugin does to elements outside its coverage is dropped.
+  private func trainWithPlugin(_ hook: PluginInstance, client index: Int, global: ParameterVector,
+                               trainer: MLPTrainer, metrics: inout [String: Double]) throws -> ParameterVector {
+    let device = devices[index]
+    let subModel = subModels[index]
+    let weights = global.copy()
+    let reported = MetricCollector()
+    let services = ClientServices(
+      clientID: UInt32(index), supportCount: device.phase2.support.count, queryCount: device.phase2.query.count,
+      coverage: coverages[index],
+      gradient: { split, rows, pointer, gradient in
+        let samples = split == .support ? device.phase2.support : device.phase2.query
+        let rowList = rows.map { $0.map { Int($0) } }
+        guard let subModel else {
+          return try trainer.lossAndGradient(weights: UnsafeBufferPointer(start: pointer, count: global.count),
+                                             samples: samples, rows: rowList,
+                                             gradient: UnsafeMutableBufferPointer(start: gradient, count: global.count))
+        }
+        let full = ParameterVector(count: global.count)
+        full.pointer.update(from: pointer, count: global.count)
+        let local = try subModel.extract(from: full)
+        let localGradient = ParameterVector(count: local.count)
+        let loss = try trainer.lossAndGradient(at: local, samples: samples, rows: rowList, into: localGradient)
+        let scattered = try subModel.scatter(delta: localGradient).delta
+        gradient.update(from: scattered.pointer, count: global.count)
+        return loss
+      },
+      reportMetric: { key, value in reported.values[key] = value })
+    try hook.trainLocal(weights: weights.buffer, services: services)
+    metrics.merge(reported.values) { _, new in new }
+    return try subModel?.extract(from: weights) ?? weights
   }
 
   // MARK: - evaluation and Phase 3

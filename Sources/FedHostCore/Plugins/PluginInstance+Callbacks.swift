@@ -28,8 +28,10 @@ public struct ClientServices {
                         _ gradient: UnsafeMutablePointer<Float>) throws -> Double
   /// A named scalar to attach to the client's update.
   public var reportMetric: (_ key: String, _ value: Double) -> Void
+  /// The elements a sub-model client trains (nil: all).
+  public var coverage: CoverageMask?
 
-  public init(clientID: UInt32, supportCount: Int, queryCount: Int,
+  public init(clientID: UInt32, supportCount: Int, queryCount: Int, coverage: CoverageMask? = nil,
               gradient: @escaping (DataSplit, UnsafeBufferPointer<UInt64>?, UnsafePointer<Float>,
                                    UnsafeMutablePointer<Float>) throws -> Double,
               reportMetric: @escaping (String, Double) -> Void) {
@@ -38,6 +40,7 @@ public struct ClientServices {
     self.queryCount = queryCount
     self.gradient = gradient
     self.reportMetric = reportMetric
+    self.coverage = coverage
   }
 }
 
@@ -131,6 +134,7 @@ extension PluginInstance {
     ops.ctx = Unmanaged.passUnretained(context).toOpaque()
     ops.n_support = UInt64(services.supportCount)
     ops.n_query = UInt64(services.queryCount)
+    ops.coverage = services.coverage.map { UnsafePointer($0.pointer) }
     ops.gradient = { ctx, split, rows, rowCount, weights, gradient, outLoss in
       let context = CallbackContext<ClientServices>.from(ctx)
       return context.run {

@@ -231,6 +231,10 @@ typedef struct fhp_client_ops {
   fhp_status (*report_metric)(void *ctx, const char *key, double value);
   /* Message for the last failed callback on this thread; valid until the next callback. */
   const char *(*last_error)(void *ctx);
+  /* NULL: the client trains the whole model.  Otherwise n_params bytes, 1 = the client's
+   * (smaller) sub-model trains this element: gradients are 0 elsewhere, and changes the plugin
+   * makes to elements marked 0 are ignored by the host. */
+  const uint8_t *coverage;
 } fhp_client_ops;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -301,6 +305,8 @@ typedef struct fhp_vtable {
   /* [concurrent] CLIENT_HOOK: run the whole local procedure of one client in place of the
    * host's local optimizer.  weights_inout (n_params floats, host-owned) holds the global
    * model on entry and the client's trained model on return; the host computes the delta.
+   * n_params is always the GLOBAL model's length, also for a client that trains a smaller
+   * sub-model (see ops->coverage), so per-parameter plugin state has one shape.
    * Use ops->gradient for losses and gradients.  NULL: the host trains as usual. */
   fhp_status (*train_local)(fhp_instance *instance, const fhp_client_ops *ops,
                             float *weights_inout, uint64_t n_params);
