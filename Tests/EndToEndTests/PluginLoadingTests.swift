@@ -111,3 +111,27 @@ struct PluginValidationTests {
     #expect(run.stdout.contains("ok    initialize: a failing host callback becomes an error"))
   }
 }
+
+/// Every plugin FedHost ships, and the third-party example in plain C, pass the conformance run.
+@Suite("Shipped plugins pass host plugins validate")
+struct ShippedPluginConformanceTests {
+  @Test(arguments: ["libFedAvg.so", "libFedProx.so", "libSimilarityAware.so", "libMEFLVariance.so"])
+  func swiftPlugin(_ name: String) throws {
+    let run = try runHost(["plugins", "validate", name])
+    #expect(run.status == 0, "\(run.stdout)")
+    #expect(run.stdout.contains("checks passed"))
+  }
+
+  @Test func theCExampleBuiltWithCC() throws {
+    let directory = try temporaryDirectory("c-example")
+    let path = try compilePlugin(packageRoot + "/Examples/robust-aggregator/robust_aggregator.c",
+                                 name: "RobustAggregator", in: directory, flags: ["-std=c99", "-Wall", "-Wextra", "-Werror"])
+    let run = try runHost(["plugins", "validate", path])
+    #expect(run.status == 0, "\(run.stdout)")
+    // And it runs as a real strategy.
+    let compare = try runHost(["compare", "--aggregators", path, "--seeds", "1", "--rounds", "2", "--quiet",
+                               "--no-local-only", "--personalization-epochs", "1"])
+    #expect(compare.status == 0, "\(compare.stderr)")
+    #expect(compare.stdout.contains("| Robust"))
+  }
+}
