@@ -11,6 +11,7 @@ enum ExperimentOptions {
     .value("threads", "N", "worker threads for client training (default: all cores; results do not depend on it)"),
     .value("plugin-path", "DIRS", "extra plugin directories (colon-separated, repeatable)"),
     .value("plugin-config", "KEY=JSON", "extra config entry for every plugin declaring KEY, e.g. variance_mode=\"v2\" (repeatable)"),
+    .value("phases", "P1,P2,P3", "shares of each device's train part for Phases 1/2/3 (paper 0.2,0.5,0.3; tuned 0.1,0.3,0.6)"),
     .value("optimizer", "NAME", "adam or sgd (both presets: adam)"),
     .value("learning-rate", "LR", "local learning rate (paper 1e-5, tuned 1e-3)"),
     .value("batch-size", "N", "local batch size (paper 1, tuned 16)"),
@@ -53,6 +54,11 @@ enum ExperimentOptions {
     }
     var settings = PipelineSettings(preset: preset, threads: try options.integer("threads", default: WorkerPool.defaultThreadCount))
     settings.apply(data.training)
+    if let text = options.value("phases") {
+      let shares = text.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+      guard shares.count == 3 else { throw UsageError("--phases expects three comma-separated shares, got \"\(text)\"") }
+      settings.phaseFractions = shares
+    }
     if let name = options.value("optimizer") {
       guard ["adam", "sgd"].contains(name) else { throw UsageError("--optimizer must be adam or sgd, got \"\(name)\"") }
       settings.useSGD = name == "sgd"

@@ -31,6 +31,8 @@ public struct TrainingOverrides: Sendable, Equatable {
   public var mu: Double?
   public var pretrainEpochs: Int?
   public var threshold: ThresholdRule?
+  /// Phase 1/2/3 shares of the train part, when the spec's `splits` states them.
+  public var phases: [Double]?
   /// Seeds splits, partitions, the embedded generator and (by the caller's choice) training.
   public var seed: UInt64?
 
@@ -150,9 +152,11 @@ public struct FederationSpec: Sendable, Equatable {
     let pretraining = try root.optional("pretraining").map {
       try parseSource($0.object(allowed: sourceKeys), $0)
     }
-    return FederationSpec(fileName: fileName, devices: devices, pretraining: pretraining,
-                          splits: try root.optional("splits").map(parseSplits) ?? SplitFractions(),
-                          training: try root.optional("training").map(parseTraining) ?? TrainingOverrides())
+    let (splits, phases) = try root.optional("splits").map(parseSplits) ?? (SplitFractions(), nil)
+    var training = try root.optional("training").map(parseTraining) ?? TrainingOverrides()
+    training.phases = phases
+    return FederationSpec(fileName: fileName, devices: devices, pretraining: pretraining, splits: splits,
+                          training: training)
   }
 
   private static let sourceKeys = ["dataset", "label", "label_bits", "task", "features", "drop", "categorical", "pad_to"]
@@ -234,7 +238,9 @@ public struct FederationSpec: Sendable, Equatable {
     return Partition(source: try parseSource(object, node), method: method, clients: clients, profiles: profiles)
   }
 
-  private static func parseSplits(_ node: SpecNode) throws -> SplitFractions {
+  /// The split fractions, and the phase shares when the spec states them (they override the
+  /// run's preset, like the `training` object).
+  private static func parseSplits(_ node: SpecNode) throws -> (SplitFractions, phases: [Double]?) {
     let object = try node.object(allowed: ["test", "phase1", "phase2", "phase3", "support", "validation", "mode"])
     var splits = SplitFractions()
     let fraction = { (key: String) in try object.number(key, "between 0 and 1") { $0 >= 0 && $0 <= 1 } }
@@ -252,7 +258,8 @@ public struct FederationSpec: Sendable, Equatable {
       splits.mode = mode
     }
     if let problem = splits.problem { throw node.error(problem) }
-    return splits
+    let stated = ["phase1", "phase2", "phase3"].contains { object.optional($0) != nil }
+    return (splits, stated ? [splits.phase1, splits.phase2, splits.phase3] : nil)
   }
 
   private static func parseTraining(_ node: SpecNode) throws -> TrainingOverrides {

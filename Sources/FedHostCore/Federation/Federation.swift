@@ -153,7 +153,7 @@ public final class Federation: @unchecked Sendable {
                                   gradient: gradient.baseAddress!, count: gradient.count)
         }
       }
-      let options = trainingOptions(epochs: settings.localEpochs(sampleCount: support.count),
+      let options = trainingOptions(epochs: settings.epochsPerRound(sampleCount: support.count),
                                     learningRate: settings.learningRate,
                                     seed: deriveSeed(settings.seed, .parallel, UInt64(round), UInt64(index)))
       let summary = try trainer.train(trained, on: support, options: options, gradientHook: gradientHook)

@@ -75,7 +75,11 @@ public enum Comparison {
     for seed in plan.seeds {
       var settings = plan.settings
       settings.seed = seed
-      let federation = try Federation(data.prepare(seed: seed), settings: settings)
+      var phased = data
+      phased.splits.phase1 = settings.phaseFractions[0]
+      phased.splits.phase2 = settings.phaseFractions[1]
+      phased.splits.phase3 = settings.phaseFractions[2]
+      let federation = try Federation(phased.prepare(seed: seed), settings: settings)
       devices = federation.devices.indices.map {
         DeviceInfo(name: federation.devices[$0].name, widthRate: federation.devices[$0].modelRate,
                    parameterCount: federation.architecture(ofDevice: $0).parameterCount)
@@ -218,7 +222,8 @@ extension PipelineSettings {
   /// Human-readable lines stating the settings a result was produced with.
   public func describe() -> [String] {
     [
-      "preset \(preset.rawValue): \(useSGD ? "SGD" : "Adam") lr \(learningRate), batch \(batchSize); "
+      "preset \(preset.rawValue): phases " + phaseFractions.map { String(Int(($0 * 100).rounded())) }.joined(separator: "/")
+        + " % of each device's train part; \(useSGD ? "SGD" : "Adam") lr \(learningRate), batch \(batchSize); "
         + "Phase 0 \(pretrainEpochs) epoch(s); Phase 1 \(serialRounds) serial rounds × \(serialEpochs) epoch(s); "
         + "Phase 2 \(parallelRounds) rounds × \(localEpochs) local epoch(s); Phase 3 \(personalizationEpochs) epochs "
         + "at lr \(personalizationLearningRate), first \(Int(freezeFraction * 100)) % of layers frozen; "

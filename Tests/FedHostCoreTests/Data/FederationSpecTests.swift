@@ -43,6 +43,13 @@ struct DataFederationSpecTests {
     #expect(try spec.loadData(dataDirectory: DataTestSupport.dataDirectory) == data)
   }
 
+  @Test func phasesLeftOutLeaveThePresetInCharge() throws {
+    let spec = try parse("""
+      {"devices": [{"name": "a", "dataset": "machine_failure.csv", "label": "fail"}], "splits": {"test": 0.25}}
+      """)
+    #expect(spec.training.phases == nil)
+  }
+
   @Test func everyKeyIsRead() throws {
     let spec = try parse("""
       {"partition": {"dataset": "ai4i2020.csv", "label": "Machine failure", "drop": ["UDI", "Product ID"],
@@ -72,6 +79,7 @@ struct DataFederationSpecTests {
     training.pretrainEpochs = 4
     training.threshold = .fixed
     training.seed = 12
+    training.phases = [0.1, 0.6, 0.3]  // stated in "splits": they override the run's preset
     #expect(spec.training == training)
     let data = try spec.loadData(dataDirectory: DataTestSupport.dataDirectory)
     #expect(data.devices.map(\.name) == ["Type=H", "Type=L", "Type=M"])
