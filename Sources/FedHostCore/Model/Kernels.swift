@@ -195,8 +195,9 @@ func denseForward(_ layer: MLPArchitecture.Layer, input: UnsafePointer<Float>,
 
 /// Backward pass through one layer fused with `rule`: the input's delta (`W·delta` with the old
 /// weights, masked by ReLU' of the input) and the update of W and b by `gradient = input ⊗ delta`.
-/// `inputDelta` nil skips the propagation (first trained layer). `scratch` holds
-/// `2 × layer.parameterCount` floats, used by layers whose width is not a multiple of 16.
+/// `inputDelta` nil skips the propagation (first trained layer). `delta` is readable up to the
+/// next multiple of 16 floats. `scratch` holds `2 × (layer.parameterCount + 16)` floats, used by
+/// layers whose width is not a multiple of 16.
 @inline(__always)
 func denseBackward<Rule: ElementUpdate>(
   _ layer: MLPArchitecture.Layer, input: UnsafePointer<Float>, delta: UnsafePointer<Float>,
@@ -242,7 +243,8 @@ private func fusedRows<Rule: ElementUpdate>(
 /// Rows narrower than a vector (or with a ragged end) would be updated element by element, each
 /// with a scalar square root and divide as slow as a whole vector's. So: propagate the delta
 /// first, then update the layer's weights and biases (contiguous) as one flat range, with the
-/// gradient's two factors spelled out per element in `scratch`.
+/// gradient's two factors spelled out per element in `scratch`. They are tiled with whole-vector
+/// stores, each row's overwriting the previous row's excess (hence the vector of slack).
 @inline(__always)
 private func narrowBackward<Rule: ElementUpdate>(
   _ layer: MLPArchitecture.Layer, input: UnsafePointer<Float>, delta: UnsafePointer<Float>,
@@ -251,7 +253,13 @@ private func narrowBackward<Rule: ElementUpdate>(
 ) {
   let outputCount = layer.outputWidth
   let inputs = scratch
-  let deltas = scratch + layer.parameterCount
+  let deltas = scratch + layer.parameterCount + laneCount
+  @inline(__always) func tile(_ x: Float, at offset: Int) {
+    for column in stride(from: 0, to: outputCount, by: laneCount) {
+      inputs.store(Lanes(repeating: x), at: offset + column)
+      deltas.store(delta.lanes(at: column), at: offset + column)
+    }
+  }
   for inputIndex in 0..<layer.inputWidth {
     let x = input[inputIndex]
     let row = parameters + layer.weightOffset + inputIndex * outputCount
@@ -269,12 +277,9 @@ private func narrowBackward<Rule: ElementUpdate>(
       }
       inputDelta[inputIndex] = x > 0 ? sum : 0
     }
-    let rowOffset = inputIndex * outputCount
-    (inputs + rowOffset).update(repeating: x, count: outputCount)
-    (deltas + rowOffset).update(from: delta, count: outputCount)
+    tile(x, at: inputIndex * outputCount)
   }
-  (inputs + layer.weightCount).update(repeating: 1, count: outputCount)
-  (deltas + layer.weightCount).update(from: delta, count: outputCount)
+  tile(1, at: layer.weightCount)
   applyElementwise(rule, parameters: parameters, range: layer.weightOffset..<layer.end,
                    gradient: deltas, inputs: inputs)
 }

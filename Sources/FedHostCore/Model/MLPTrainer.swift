@@ -19,7 +19,8 @@ public final class MLPTrainer {
   private let activations: UnsafeMutablePointer<Float>
   private let outputOffsets: [Int]
   private let activationCount: Int
-  /// Two delta buffers of `maxWidth` floats, swapped layer by layer during backward.
+  /// Two delta buffers of `deltaCapacity` floats (`maxWidth` rounded up to whole vectors, which
+  /// `denseBackward` may read), swapped layer by layer during backward.
   private let outputDelta: UnsafeMutablePointer<Float>
   private let inputDelta: UnsafeMutablePointer<Float>
   /// Indices of a layer's nonzero inputs during the forward pass (`maxWidth` entries).
@@ -46,14 +47,16 @@ public final class MLPTrainer {
     activationCount = total
     activations = .allocate(capacity: total)
     activations.initialize(repeating: 0, count: total)
-    outputDelta = .allocate(capacity: architecture.maxWidth)
-    outputDelta.initialize(repeating: 0, count: architecture.maxWidth)
-    inputDelta = .allocate(capacity: architecture.maxWidth)
-    inputDelta.initialize(repeating: 0, count: architecture.maxWidth)
+    let deltaCapacity = (architecture.maxWidth + laneCount - 1) / laneCount * laneCount
+    outputDelta = .allocate(capacity: deltaCapacity)
+    outputDelta.initialize(repeating: 0, count: deltaCapacity)
+    inputDelta = .allocate(capacity: deltaCapacity)
+    inputDelta.initialize(repeating: 0, count: deltaCapacity)
     activeInputs = .allocate(capacity: architecture.maxWidth)
     activeInputs.initialize(repeating: 0, count: architecture.maxWidth)
-    factorScratchCount = layers.map { $0.outputWidth % laneCount == 0 ? 0 : 2 * $0.parameterCount }
-      .max()!
+    factorScratchCount = layers.map {
+      $0.outputWidth % laneCount == 0 ? 0 : 2 * ($0.parameterCount + laneCount)
+    }.max()!
     factorScratch = .allocate(capacity: max(factorScratchCount, 1))
     factorScratch.initialize(repeating: 0, count: max(factorScratchCount, 1))
     firstMoment = ParameterVector(count: architecture.parameterCount)
@@ -72,7 +75,7 @@ public final class MLPTrainer {
 
   /// Bytes of scratch this trainer holds (the per-worker memory cost).
   public var scratchByteCount: Int {
-    (4 * architecture.parameterCount + activationCount + 2 * architecture.maxWidth
+    (4 * architecture.parameterCount + activationCount + 2 * (architecture.maxWidth + laneCount)
       + factorScratchCount) * MemoryLayout<Float>.stride
       + architecture.maxWidth * MemoryLayout<Int>.stride
   }
