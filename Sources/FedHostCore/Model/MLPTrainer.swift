@@ -21,11 +21,12 @@ public final class MLPTrainer {
   private let activationCount: Int
   /// Two delta buffers of `deltaCapacity` floats (`maxWidth` rounded up to whole vectors, which
   /// `denseBackward` may read), swapped layer by layer during backward.
+  private let deltaCapacity: Int
   private let outputDelta: UnsafeMutablePointer<Float>
   private let inputDelta: UnsafeMutablePointer<Float>
   /// Indices of a layer's nonzero inputs during the forward pass (`maxWidth` entries).
   private let activeInputs: UnsafeMutablePointer<Int>
-  /// Gradient factors of the widest layer whose width is not a multiple of 16 (`denseBackward`).
+  /// Gradient factors of the largest layer whose width is not a multiple of 16 (`denseBackward`).
   private let factorScratch: UnsafeMutablePointer<Float>
   private let factorScratchCount: Int
   private let firstMoment: ParameterVector
@@ -47,7 +48,7 @@ public final class MLPTrainer {
     activationCount = total
     activations = .allocate(capacity: total)
     activations.initialize(repeating: 0, count: total)
-    let deltaCapacity = (architecture.maxWidth + laneCount - 1) / laneCount * laneCount
+    deltaCapacity = (architecture.maxWidth + laneCount - 1) / laneCount * laneCount
     outputDelta = .allocate(capacity: deltaCapacity)
     outputDelta.initialize(repeating: 0, count: deltaCapacity)
     inputDelta = .allocate(capacity: deltaCapacity)
@@ -75,8 +76,8 @@ public final class MLPTrainer {
 
   /// Bytes of scratch this trainer holds (the per-worker memory cost).
   public var scratchByteCount: Int {
-    (4 * architecture.parameterCount + activationCount + 2 * (architecture.maxWidth + laneCount)
-      + factorScratchCount) * MemoryLayout<Float>.stride
+    (4 * architecture.parameterCount + activationCount + 2 * deltaCapacity + factorScratchCount)
+      * MemoryLayout<Float>.stride
       + architecture.maxWidth * MemoryLayout<Int>.stride
   }
 
