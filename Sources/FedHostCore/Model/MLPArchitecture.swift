@@ -22,6 +22,8 @@ public struct MLPArchitecture: Sendable, Hashable, CustomStringConvertible {
     public var biasOffset: Int { weightOffset + weightCount }
     /// One past the layer's last parameter.
     public var end: Int { biasOffset + outputWidth }
+    /// Weights and biases.
+    public var parameterCount: Int { end - weightOffset }
   }
 
   public enum Head: Sendable, Hashable {

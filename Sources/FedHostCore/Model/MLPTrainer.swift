@@ -19,9 +19,16 @@ public final class MLPTrainer {
   private let activations: UnsafeMutablePointer<Float>
   private let outputOffsets: [Int]
   private let activationCount: Int
-  /// Two delta buffers of `maxWidth` floats, swapped layer by layer during backward.
+  /// Two delta buffers of `deltaCapacity` floats (`maxWidth` rounded up to whole vectors, which
+  /// `denseBackward` may read), swapped layer by layer during backward.
+  private let deltaCapacity: Int
   private let outputDelta: UnsafeMutablePointer<Float>
   private let inputDelta: UnsafeMutablePointer<Float>
+  /// Indices of a layer's nonzero inputs during the forward pass (`maxWidth` entries).
+  private let activeInputs: UnsafeMutablePointer<Int>
+  /// Gradient factors of the largest layer whose width is not a multiple of 16 (`denseBackward`).
+  private let factorScratch: UnsafeMutablePointer<Float>
+  private let factorScratchCount: Int
   private let firstMoment: ParameterVector
   private let secondMoment: ParameterVector
   private let gradient: ParameterVector
@@ -41,10 +48,18 @@ public final class MLPTrainer {
     activationCount = total
     activations = .allocate(capacity: total)
     activations.initialize(repeating: 0, count: total)
-    outputDelta = .allocate(capacity: architecture.maxWidth)
-    outputDelta.initialize(repeating: 0, count: architecture.maxWidth)
-    inputDelta = .allocate(capacity: architecture.maxWidth)
-    inputDelta.initialize(repeating: 0, count: architecture.maxWidth)
+    deltaCapacity = (architecture.maxWidth + laneCount - 1) / laneCount * laneCount
+    outputDelta = .allocate(capacity: deltaCapacity)
+    outputDelta.initialize(repeating: 0, count: deltaCapacity)
+    inputDelta = .allocate(capacity: deltaCapacity)
+    inputDelta.initialize(repeating: 0, count: deltaCapacity)
+    activeInputs = .allocate(capacity: architecture.maxWidth)
+    activeInputs.initialize(repeating: 0, count: architecture.maxWidth)
+    factorScratchCount = layers.map {
+      $0.outputWidth % laneCount == 0 ? 0 : 2 * ($0.parameterCount + laneCount)
+    }.max()!
+    factorScratch = .allocate(capacity: max(factorScratchCount, 1))
+    factorScratch.initialize(repeating: 0, count: max(factorScratchCount, 1))
     firstMoment = ParameterVector(count: architecture.parameterCount)
     secondMoment = ParameterVector(count: architecture.parameterCount)
     gradient = ParameterVector(count: architecture.parameterCount)
@@ -55,12 +70,15 @@ public final class MLPTrainer {
     activations.deallocate()
     outputDelta.deallocate()
     inputDelta.deallocate()
+    activeInputs.deallocate()
+    factorScratch.deallocate()
   }
 
   /// Bytes of scratch this trainer holds (the per-worker memory cost).
   public var scratchByteCount: Int {
-    (4 * architecture.parameterCount + activationCount + 2 * architecture.maxWidth)
+    (4 * architecture.parameterCount + activationCount + 2 * deltaCapacity + factorScratchCount)
       * MemoryLayout<Float>.stride
+      + architecture.maxWidth * MemoryLayout<Int>.stride
   }
 
   // MARK: Training
@@ -284,7 +302,7 @@ public final class MLPTrainer {
     for (index, layer) in layers.enumerated() {
       let output = activations + outputOffsets[index]
       denseForward(layer, input: layerInput, parameters: parameters, output: output,
-                   relu: index < layers.count - 1)
+                   relu: index < layers.count - 1, active: activeInputs)
       layerInput = UnsafePointer(output)
     }
     return activations + outputOffsets[layers.count - 1]
@@ -312,7 +330,7 @@ public final class MLPTrainer {
       let layerInput = index == 0 ? input : UnsafePointer(activations + outputOffsets[index - 1])
       denseBackward(layers[index], input: layerInput, delta: delta,
                     inputDelta: index > firstTrainedLayer ? belowDelta : nil,
-                    parameters: parameters, rule: rule)
+                    parameters: parameters, rule: rule, scratch: factorScratch)
       swap(&delta, &belowDelta)
       index -= 1
     }
