@@ -1,0 +1,204 @@
+import FedHostCore
+import Foundation
+import Testing
+
+/// The Python that runs Tests/Fixtures/export/check_tflite.py: FEDHOST_PYTHON, default `python3`.
+/// With FEDHOST_REQUIRE_LITERT=1 (CI) a missing ai_edge_litert fails the tests instead of skipping them.
+enum RealInterpreters {
+  static let environment = ProcessInfo.processInfo.environment
+  static let python = environment["FEDHOST_PYTHON"] ?? "python3"
+  static let required = environment["FEDHOST_REQUIRE_LITERT"] == "1"
+  static let checker = packageRoot + "/Tests/Fixtures/export/check_tflite.py"
+  static let installHint = "install it with: \(python) -m pip install ai-edge-litert tflite-micro numpy"
+  static let litertImportable: Bool = {
+    (try? runProcess("/usr/bin/env", [python, "-c", "import numpy, ai_edge_litert.interpreter"]).status) == 0
+  }()
+  /// Run the checks when LiteRT is there, or when it must be (then a missing LiteRT fails).
+  static let shouldRun = litertImportable || required
+
+  /// Outputs of every runtime the checker found, for `inputs` (int8 rows).
+  struct Outputs {
+    var byRuntime: [String: [[Int]]]
+    var tflmMissing: String?
+    var tflmArenaBytes: Int?
+  }
+
+  static func run(model bytes: [UInt8], inputs: [Int8], in directory: String) throws -> Outputs {
+    try #require(litertImportable, "ai_edge_litert cannot be imported by \(python); \(installHint)")
+    let modelPath = directory + "/model.tflite"
+    let inputPath = directory + "/inputs.bin"
+    let outputPath = directory + "/outputs.json"
+    try Data(bytes).write(to: URL(fileURLWithPath: modelPath))
+    try Data(inputs.map { UInt8(bitPattern: $0) }).write(to: URL(fileURLWithPath: inputPath))
+    let result = try runProcess("/usr/bin/env", [python, checker, modelPath, inputPath, outputPath])
+    try #require(result.status == 0, "checker failed: \(result.stderr)")
+    let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: outputPath))) as! [String: Any]
+    var byRuntime = [String: [[Int]]]()
+    for (key, value) in json { if let rows = value as? [[Int]] { byRuntime[key] = rows } }
+    let arena = result.stdout.split(separator: "\n").first { $0.contains("Arena allocation total") }
+      .flatMap { line in line.split(separator: " ").compactMap { Int($0) }.first }
+    return Outputs(byRuntime: byRuntime, tflmMissing: json["tflm_missing"] as? String, tflmArenaBytes: arena)
+  }
+}
+
+/// Exported models run in LiteRT (and TFLite Micro when installed) and must give exactly the int8
+/// outputs of FedHost's own integer path.
+@Suite("TFLite export checked by real interpreters")
+struct ExportInterpreterTests {
+  let directory: String
+  init() throws { directory = try temporaryDirectory("export") }
+
+  /// A paper-shaped model briefly trained on the embedded line-fault device, quantized on its
+  /// Phase 3 training rows; the test rows plus saturating rows as inputs.
+  static func trainedLineFaultModel(granularity: WeightGranularity) throws -> (QuantizedMLP, [Int8]) {
+    let device = EmbeddedFederation.make(seed: EmbeddedFederation.defaultSeed).prepare(seed: 0).devices[0]
+    let architecture = MLPArchitecture.paper
+    let parameters = architecture.initialParameters(seed: 3)
+    _ = try MLPTrainer(architecture: architecture).train(
+      parameters, on: device.train, options: TrainingOptions(optimizer: .adam(learningRate: 1e-3), epochs: 2, batchSize: 16))
+    let model = try Quantizer.quantize(parameters, architecture: architecture, calibration: device.phase3Train,
+                                       granularity: granularity)
+    let inputs = try Int8Inference(model).quantizedInputs(device.test) + extremeRows(width: architecture.inputWidth)
+    return (model, inputs)
+  }
+
+  /// Rows at the int8 limits and alternating signs: they drive accumulators and clamps to extremes.
+  static func extremeRows(width: Int) -> [Int8] {
+    [Int8.min, .max, 0, -1].flatMap { [Int8](repeating: $0, count: width) }
+      + (0..<width).map { $0 % 2 == 0 ? Int8.max : .min }
+  }
+
+  /// Expects every runtime's output to equal FedHost's; XNNPACK (LiteRT's default delegate) and
+  /// TFLite Micro's fixed-point activations may differ by 1 LSB on a few rows (see docs/tinyml-export.md).
+  func expectAgreement(_ model: QuantizedMLP, inputs: [Int8], allowingOneLSB tolerant: Set<String>) throws -> RealInterpreters.Outputs {
+    let expected = Int8Inference(model).outputs(forQuantizedInputs: inputs).map(Int.init)
+    let width = model.architecture.outputWidth
+    let outputs = try RealInterpreters.run(model: TFLiteWriter.flatbuffer(for: model, description: "test"),
+                                           inputs: inputs, in: directory)
+    var runtimes = ["litert-reference", "litert-builtin", "litert-default"]
+    if outputs.tflmMissing == nil { runtimes.append("tflm") } else if RealInterpreters.required {
+      Issue.record("TFLite Micro is not available: \(outputs.tflmMissing!)")
+    }
+    for runtime in runtimes {
+      let rows = try #require(outputs.byRuntime[runtime], "no outputs from \(runtime)")
+      let actual = rows.flatMap { $0 }
+      try #require(actual.count == expected.count, "\(runtime): \(actual.count) outputs, expected \(expected.count)")
+      let differences = zip(actual, expected).map { abs($0 - $1) }
+      let differingRows = (0..<(expected.count / width)).filter { row in
+        differences[(row * width)..<((row + 1) * width)].contains { $0 > 0 }
+      }
+      if tolerant.contains(runtime) {
+        #expect(differences.allSatisfy { $0 <= 1 }, "\(runtime): more than 1 LSB off")
+        #expect(differingRows.count * 20 <= expected.count / width, "\(runtime): \(differingRows.count) rows differ by 1 LSB")
+      } else {
+        #expect(differingRows.isEmpty, "\(runtime): \(differingRows.count) of \(expected.count / width) rows differ, first \(differingRows.prefix(5))")
+      }
+    }
+    return outputs
+  }
+
+  @Test(.enabled(if: RealInterpreters.shouldRun, "ai_edge_litert not importable by FEDHOST_PYTHON; \(RealInterpreters.installHint)"),
+        arguments: WeightGranularity.allCases)
+  func trainedSigmoidModelIsBitExact(granularity: WeightGranularity) throws {
+    let (model, inputs) = try Self.trainedLineFaultModel(granularity: granularity)
+    let outputs = try expectAgreement(model, inputs: inputs, allowingOneLSB: ["litert-default"])
+    if let arena = outputs.tflmArenaBytes {
+      let footprint = DeviceFootprint(model: model, flatbufferSize: 0)
+      #expect(arena <= footprint.arenaBytes, "TFLite Micro used \(arena) B, suggested \(footprint.arenaBytes) B")
+      #expect(footprint.arenaBytes <= arena + 2 * DeviceFootprint.allocatorMargin, "arena estimate far too large")
+    }
+  }
+
+  @Test(.enabled(if: RealInterpreters.shouldRun, "ai_edge_litert not importable by FEDHOST_PYTHON; \(RealInterpreters.installHint)"))
+  func softmaxModelMatchesLiteRT() throws {
+    let architecture = try MLPArchitecture(widths: [5, 24, 16, 3])
+    let parameters = architecture.initialParameters(seed: 11)
+    var generator = SeededGenerator(seed: 5)
+    let features = (0..<(400 * 5)).map { _ in Float(generator.nextUnit() * 6 - 3) }
+    let samples = Samples(features: features, labels: [Int32](repeating: 0, count: 400), width: 5)
+    let model = try Quantizer.quantize(parameters, architecture: architecture, calibration: samples)
+    let inputs = try Int8Inference(model).quantizedInputs(samples) + Self.extremeRows(width: 5)
+    _ = try expectAgreement(model, inputs: inputs, allowingOneLSB: ["litert-default", "tflm"])
+  }
+}
+
+/// `host export` through the real binary: files, report, errors.
+@Suite("host export")
+struct ExportCommandTests {
+  let directory: String
+  let modelPath: String
+
+  init() throws {
+    directory = try temporaryDirectory("export-cli")
+    modelPath = directory + "/line-fault.fhmodel"
+    let architecture = MLPArchitecture.paper
+    try ModelFile.write(architecture.initialParameters(seed: 1), architecture: architecture, to: modelPath)
+  }
+
+  @Test func writesATFLiteFileAndTheReport() throws {
+    let out = directory + "/model.tflite"
+    let run = try runHost(["export", "--model", modelPath, "--format", "tflite", "--out", out, "--device", "line-fault"])
+    #expect(run.status == 0, "\(run.stderr)")
+    let bytes = try #require(FileManager.default.contents(atPath: out))
+    #expect(String(decoding: bytes[4..<8], as: UTF8.self) == "TFL3")
+    for needle in ["FP32 (host)", "INT8 (TFLite", "accuracy", "F1", "host latency", "tensor arena", "\(bytes.count) B"] {
+      #expect(run.stdout.contains(needle), "missing \(needle) in \(run.stdout)")
+    }
+    #expect(try FileManager.default.contentsOfDirectory(atPath: directory).allSatisfy { !$0.contains(".tmp-") })
+  }
+
+  @Test func cArrayCompilesAndHoldsTheSameBytes() throws {
+    let tflite = directory + "/model.tflite"
+    let source = directory + "/line_fault_model.c"
+    for (format, out) in [("tflite", tflite), ("c-array", source)] {
+      let run = try runHost(["export", "--model", modelPath, "--format", format, "--out", out, "--weights", "per-tensor"])
+      #expect(run.status == 0, "\(run.stderr)")
+    }
+    let expected = try #require(FileManager.default.contents(atPath: tflite))
+    let header = try String(contentsOfFile: directory + "/line_fault_model.h", encoding: .utf8)
+    for needle in ["LINE_FAULT_MODEL_INPUT_SCALE", "LINE_FAULT_MODEL_INPUT_ZERO_POINT", "LINE_FAULT_MODEL_OUTPUT_SCALE",
+                   "LINE_FAULT_MODEL_OUTPUT_ZERO_POINT (-128)", "LINE_FAULT_MODEL_TENSOR_ARENA_BYTES", "line_fault_model_feature_mean"] {
+      #expect(header.contains(needle), "header lacks \(needle)")
+    }
+    // A C program that includes the header, links the array and prints its length and checksum.
+    let program = directory + "/main.c"
+    try """
+      #include <stdio.h>
+      #include "line_fault_model.h"
+      int main(void) {
+        unsigned long sum = 0;
+        for (unsigned int i = 0; i < line_fault_model_len; ++i) sum = sum * 31 + line_fault_model[i];
+        printf("%u %lu %d\\n", line_fault_model_len, sum, (int)((unsigned long)line_fault_model % 16));
+        return 0;
+      }
+      """.write(toFile: program, atomically: true, encoding: .utf8)
+    let binary = directory + "/main"
+    let compile = try runProcess("/usr/bin/env", ["cc", "-std=c11", "-Wall", "-Werror", "-o", binary, program, source])
+    try #require(compile.status == 0, "cc: \(compile.stderr)")
+    let checksum = expected.reduce(UInt(0)) { $0 &* 31 &+ UInt($1) }
+    #expect(try runProcess(binary, []).stdout == "\(expected.count) \(checksum) 0\n")
+  }
+
+  @Test func unknownDeviceAndMissingModelAreOneLineErrors() throws {
+    let unknown = try runHost(["export", "--model", modelPath, "--out", directory + "/x.tflite", "--device", "toaster"])
+    #expect(unknown.status == 2)
+    #expect(unknown.stderr.contains("no device \"toaster\"") && unknown.stderr.split(separator: "\n").count == 1)
+    let missing = try runHost(["export", "--model", directory + "/none.fhmodel", "--out", directory + "/y.tflite"])
+    #expect(missing.status == 1 && missing.stderr.contains("none.fhmodel"))
+    #expect(!FileManager.default.fileExists(atPath: directory + "/x.tflite"))
+    #expect(!FileManager.default.fileExists(atPath: directory + "/y.tflite"))
+  }
+
+  @Test func nanWeightsAreRefusedWithoutWritingAFile() throws {
+    let architecture = MLPArchitecture.paper
+    let parameters = architecture.initialParameters(seed: 1)
+    parameters[100] = .nan
+    let broken = directory + "/broken.fhmodel"
+    try ModelFile.write(parameters, architecture: architecture, to: broken)
+    let out = directory + "/broken.tflite"
+    let run = try runHost(["export", "--model", broken, "--out", out])
+    #expect(run.status == 1)
+    #expect(run.stderr.contains("parameter 100") && run.stderr.contains("nan"), "\(run.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: out))
+  }
+}
