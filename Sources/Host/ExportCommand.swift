@@ -63,7 +63,7 @@ enum ExportCommand {
     let model = try Quantizer.quantize(parameters, architecture: architecture, calibration: device.phase3Train,
                                        granularity: granularity)
     let bytes = TFLiteWriter.flatbuffer(
-      for: model, description: "FedHost int8 \(architecture) for \(device.name), calibrated on Phase 3 training rows")
+      for: model, description: "FedHost int8 model for \(device.name)")
     let report = try ExportReport(
       device: device.name, parameters: parameters, model: model, flatbufferSize: bytes.count,
       modelFileBytes: (try? FileManager.default.attributesOfItem(atPath: modelPath)[.size] as? Int) ?? nil,

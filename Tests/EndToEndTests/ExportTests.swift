@@ -68,32 +68,46 @@ struct ExportInterpreterTests {
       + (0..<width).map { $0 % 2 == 0 ? Int8.max : .min }
   }
 
-  /// Expects every runtime's output to equal FedHost's; XNNPACK (LiteRT's default delegate) and
-  /// TFLite Micro's fixed-point activations may differ by 1 LSB on a few rows (see docs/tinyml-export.md).
-  func expectAgreement(_ model: QuantizedMLP, inputs: [Int8], allowingOneLSB tolerant: Set<String>) throws -> RealInterpreters.Outputs {
-    let expected = Int8Inference(model).outputs(forQuantizedInputs: inputs).map(Int.init)
+  /// Which of FedHost's roundings each runtime was built with (measured, see docs/tinyml-export.md).
+  static let runtimes: [(runtime: String, rounding: FixedPoint.Rounding)] = [
+    ("litert-builtin", .double), ("tflm", .double), ("litert-reference", .single),
+  ]
+
+  /// Expects every runtime in `runtimes` to reproduce FedHost's integer path (with that runtime's
+  /// rounding) bit for bit, or, with `oneLSBShare` > 0, within 1 LSB on at most that share of rows;
+  /// and LiteRT's default XNNPACK delegate (float requantization, not bit-exact by design) to stay
+  /// within `xnnpackLSB` and predict the same class on at least 99 % of rows.
+  func expectAgreement(_ model: QuantizedMLP, inputs: [Int8], oneLSBShare: Double = 0,
+                       xnnpackLSB: Int) throws -> RealInterpreters.Outputs {
     let width = model.architecture.outputWidth
     let outputs = try RealInterpreters.run(model: TFLiteWriter.flatbuffer(for: model, description: "test"),
                                            inputs: inputs, in: directory)
-    var runtimes = ["litert-reference", "litert-builtin", "litert-default"]
-    if outputs.tflmMissing == nil { runtimes.append("tflm") } else if RealInterpreters.required {
+    if outputs.tflmMissing != nil && RealInterpreters.required {
       Issue.record("TFLite Micro is not available: \(outputs.tflmMissing!)")
     }
-    for runtime in runtimes {
-      let rows = try #require(outputs.byRuntime[runtime], "no outputs from \(runtime)")
-      let actual = rows.flatMap { $0 }
-      try #require(actual.count == expected.count, "\(runtime): \(actual.count) outputs, expected \(expected.count)")
-      let differences = zip(actual, expected).map { abs($0 - $1) }
-      let differingRows = (0..<(expected.count / width)).filter { row in
-        differences[(row * width)..<((row + 1) * width)].contains { $0 > 0 }
+    let rowCount = inputs.count / model.architecture.inputWidth
+    for (runtime, rounding) in Self.runtimes where runtime != "tflm" || outputs.tflmMissing == nil {
+      let expected = Int8Inference(model, rounding: rounding).outputs(forQuantizedInputs: inputs).map(Int.init)
+      let actual = try #require(outputs.byRuntime[runtime], "no outputs from \(runtime)").flatMap { $0 }
+      let differingRows = (0..<rowCount).filter { row in
+        (row * width..<(row + 1) * width).contains { actual[$0] != expected[$0] }
       }
-      if tolerant.contains(runtime) {
-        #expect(differences.allSatisfy { $0 <= 1 }, "\(runtime): more than 1 LSB off")
-        #expect(differingRows.count * 20 <= expected.count / width, "\(runtime): \(differingRows.count) rows differ by 1 LSB")
-      } else {
-        #expect(differingRows.isEmpty, "\(runtime): \(differingRows.count) of \(expected.count / width) rows differ, first \(differingRows.prefix(5))")
-      }
+      #expect(Double(differingRows.count) <= oneLSBShare * Double(rowCount),
+              "\(runtime) vs \(rounding) rounding: \(differingRows.count) of \(rowCount) rows differ, first \(differingRows.prefix(5))")
+      #expect(zip(actual, expected).allSatisfy { abs($0 - $1) <= 1 }, "\(runtime): more than 1 LSB off")
     }
+    let expected = Int8Inference(model).outputs(forQuantizedInputs: inputs).map(Int.init)
+    let xnnpack = try #require(outputs.byRuntime["litert-default"]).flatMap { $0 }
+    let largest = zip(xnnpack, expected).map { abs($0 - $1) }.max() ?? 0
+    #expect(largest <= xnnpackLSB, "XNNPACK is \(largest) LSB off")
+    let sameClass = (0..<rowCount).filter { row in
+      let range = row * width..<(row + 1) * width
+      func predicted(_ values: [Int]) -> Int {
+        width == 1 ? (values[row] >= 0 ? 1 : 0) : range.max { values[$0] < values[$1] }!
+      }
+      return predicted(xnnpack) == predicted(expected)
+    }.count
+    #expect(sameClass * 100 >= rowCount * 99, "XNNPACK predicts the same class on only \(sameClass) of \(rowCount) rows")
     return outputs
   }
 
@@ -101,7 +115,7 @@ struct ExportInterpreterTests {
         arguments: WeightGranularity.allCases)
   func trainedSigmoidModelIsBitExact(granularity: WeightGranularity) throws {
     let (model, inputs) = try Self.trainedLineFaultModel(granularity: granularity)
-    let outputs = try expectAgreement(model, inputs: inputs, allowingOneLSB: ["litert-default"])
+    let outputs = try expectAgreement(model, inputs: inputs, xnnpackLSB: 16)
     if let arena = outputs.tflmArenaBytes {
       let footprint = DeviceFootprint(model: model, flatbufferSize: 0)
       #expect(arena <= footprint.arenaBytes, "TFLite Micro used \(arena) B, suggested \(footprint.arenaBytes) B")
@@ -118,7 +132,9 @@ struct ExportInterpreterTests {
     let samples = Samples(features: features, labels: [Int32](repeating: 0, count: 400), width: 5)
     let model = try Quantizer.quantize(parameters, architecture: architecture, calibration: samples)
     let inputs = try Int8Inference(model).quantizedInputs(samples) + Self.extremeRows(width: 5)
-    _ = try expectAgreement(model, inputs: inputs, allowingOneLSB: ["litert-default", "tflm"])
+    // Softmax: LiteRT's exp table does not come from glibc's correctly rounded expf, and TFLite
+    // Micro's softmax is fixed-point, so a few probabilities land 1 LSB apart.
+    _ = try expectAgreement(model, inputs: inputs, oneLSBShare: 0.05, xnnpackLSB: 16)
   }
 }
 

@@ -4,9 +4,18 @@ import Glibc
 ///
 /// These mirror `QuantizeMultiplier` (tensorflow/lite/kernels/internal/quantization_util.cc) and
 /// `MultiplyByQuantizedMultiplier` with gemmlowp's `SaturatingRoundingDoublingHighMul` and
-/// `RoundingDivideByPOT` (tensorflow/lite/kernels/internal/common.h), in the default
-/// double-rounding build that both TFLite's reference kernels and TFLite Micro use.
+/// `RoundingDivideByPOT` (tensorflow/lite/kernels/internal/common.h), in both of TFLite's builds:
+/// the default double rounding (TFLite Micro, LiteRT's optimized kernels) and the single rounding
+/// of `TFLITE_SINGLE_ROUNDING` (measured: LiteRT 2.3's reference kernels, `BUILTIN_REF`).
 public enum FixedPoint {
+  /// Which `MultiplyByQuantizedMultiplier` a runtime was built with.
+  public enum Rounding: String, Sendable, Hashable, CaseIterable {
+    /// Round the doubling high multiply, then the power-of-two division (gemmlowp's way).
+    case double
+    /// One rounding of the 64-bit product: `(x·m + 2^(30−shift)) >> (31 − shift)`.
+    case single
+  }
+
   /// A positive real multiplier as TFLite stores it: `significand · 2^(shift − 31)`, with the
   /// significand in [2^30, 2^31) (or 0 for a zero multiplier).
   public struct Multiplier: Sendable, Hashable {
@@ -65,7 +74,12 @@ public enum FixedPoint {
 
   /// `MultiplyByQuantizedMultiplier(int32 x, int32 multiplier, int shift)`.
   @inline(__always)
-  public static func multiply(_ x: Int32, by multiplier: Multiplier) -> Int32 {
+  public static func multiply(_ x: Int32, by multiplier: Multiplier, rounding: Rounding = .double) -> Int32 {
+    if rounding == .single {
+      let totalShift = Int64(31 - multiplier.shift)
+      let product = Int64(x) * Int64(multiplier.significand) + (Int64(1) << (totalShift - 1))
+      return Int32(truncatingIfNeeded: product >> totalShift)
+    }
     let leftShift = max(multiplier.shift, 0)
     let rightShift = max(-multiplier.shift, 0)
     return roundingDivideByPOT(

@@ -6,7 +6,8 @@
 /// Positions are kept as distances from the end of the buffer, which do not change as more is
 /// prepended. Alignment is relative to the end too; `finish` pads the front so the whole buffer is a
 /// multiple of the largest alignment used, which makes end-relative alignment absolute. Identical
-/// vtables are written once and shared.
+/// vtables, scalar vectors and strings are written once and shared (a TFLite model repeats shapes,
+/// zero points and scales).
 public struct FlatBufferBuilder {
   /// An object already in the buffer, as its distance from the end.
   public struct Offset: Hashable {
@@ -21,6 +22,8 @@ public struct FlatBufferBuilder {
   private var tableStart = 0
   private var inTable = false
   private var vtables: [(bytes: [UInt8], distance: Int)] = []
+  /// Vectors and strings already written, by their bytes (length included) and alignment.
+  private var written: [[UInt8]: Offset] = [:]
 
   public init() {}
 
@@ -57,11 +60,21 @@ public struct FlatBufferBuilder {
 
   /// A vector of little-endian integers; its elements start `alignment`-aligned.
   public mutating func vector<T: FixedWidthInteger>(_ values: [T], alignment: Int = MemoryLayout<T>.size) -> Offset {
-    let byteCount = values.count * MemoryLayout<T>.size
-    align(max(alignment, 4), following: byteCount)
-    for value in values.reversed() { withUnsafeBytes(of: value.littleEndian) { prepend($0) } }
-    prepend(UInt32(values.count))
-    return Offset(distance: reversed.count)
+    let elements = values.map(\.littleEndian).withUnsafeBytes { Array($0) }
+    return shared(elements, length: values.count, alignment: max(alignment, 4))
+  }
+
+  /// Writes `length` then `elements` (elements starting `alignment`-aligned), or returns the
+  /// identical object written before.
+  private mutating func shared(_ elements: [UInt8], length: Int, alignment: Int) -> Offset {
+    let key = withUnsafeBytes(of: UInt32(length).littleEndian) { Array($0) } + elements + [UInt8(alignment)]
+    if let offset = written[key] { return offset }
+    align(alignment, following: elements.count)
+    prepend(elements)
+    prepend(UInt32(length))
+    let offset = Offset(distance: reversed.count)
+    written[key] = offset
+    return offset
   }
 
   public mutating func vector(_ values: [Float]) -> Offset {
@@ -81,11 +94,8 @@ public struct FlatBufferBuilder {
 
   /// A UTF-8 string with its terminating zero (not counted in its length).
   public mutating func string(_ text: String) -> Offset {
-    let bytes = Array(text.utf8) + [0]
-    align(4, following: bytes.count)
-    prepend(bytes)
-    prepend(UInt32(bytes.count - 1))
-    return Offset(distance: reversed.count)
+    let bytes = Array(text.utf8)
+    return shared(bytes + [0], length: bytes.count, alignment: 4)
   }
 
   // MARK: Tables

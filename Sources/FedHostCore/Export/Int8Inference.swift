@@ -1,6 +1,7 @@
 import Glibc
 
-/// Integer-only inference of a `QuantizedMLP`, computing exactly what TFLite's int8 kernels compute:
+/// Integer-only inference of a `QuantizedMLP`, computing exactly what TFLite's int8 kernels compute
+/// (with `rounding`, the requantization of the runtime to match; see `FixedPoint.Rounding`):
 ///
 /// - FULLY_CONNECTED (reference `integer_ops::FullyConnected` / `FullyConnectedPerChannel`):
 ///   `acc = bias[o] + Σᵢ w[o][i]·(x[i] − input zero point)` in int32, then
@@ -10,10 +11,11 @@ import Glibc
 /// - SOFTMAX int8: TFLite's float exp table and normalization (`optimized_ops::Softmax`).
 ///
 /// The FC kernel folds `−zero point · Σᵢ w[o][i]` into the bias once (the same int32 sum in another
-/// order) and accumulates 16 output units per SIMD register over weights stored `[input][output]`,
-/// padded to a multiple of 16 units. Not thread-safe (owns its scratch): one per thread.
+/// order, exact in wrapping int32 arithmetic) and accumulates over weights stored `[input][output]`
+/// (see `LayerPlan`). Not thread-safe (owns its scratch): one per thread.
 public final class Int8Inference {
   public let model: QuantizedMLP
+  public let rounding: FixedPoint.Rounding
   private let plans: [LayerPlan]
   private let logisticTable: [Int8]
   private let softmaxTable: [Float]
@@ -24,9 +26,10 @@ public final class Int8Inference {
 
   static let lanes = 16
 
-  public init(_ model: QuantizedMLP) {
+  public init(_ model: QuantizedMLP, rounding: FixedPoint.Rounding = .double) {
     self.model = model
-    plans = model.layers.map(LayerPlan.init)
+    self.rounding = rounding
+    plans = model.layers.map { LayerPlan($0, rounding: rounding) }
     bufferStride = plans.map(\.paddedOutputWidth).max()! + model.architecture.maxWidth
     activations = .allocate(capacity: 2 * bufferStride)
     activations.initialize(repeating: 0, count: 2 * bufferStride)
@@ -44,21 +47,34 @@ public final class Int8Inference {
   /// Runs one sample: `input` holds `inputWidth` int8 values, `output` receives `outputWidth`
   /// probabilities quantized at scale 1/256, zero point −128. Allocates nothing.
   public func run(_ input: UnsafePointer<Int8>, into output: UnsafeMutablePointer<Int8>) {
-    var source = UnsafePointer(activations)
-    var target = activations + bufferStride
-    (activations).update(from: input, count: model.architecture.inputWidth)
-    for plan in plans {
-      plan.run(source, accumulators: accumulators, output: target)
-      source = UnsafePointer(target)
-      target = target == activations ? activations + bufferStride : activations
-    }
-    let logits = source
+    let logits = fullyConnectedLayers(input)
     switch model.head {
     case .logistic:
       output[0] = logisticTable[Int(Int32(logits[0]) + 128)]
     case .softmax:
       softmax(logits, width: model.architecture.outputWidth, into: output)
     }
+  }
+
+  /// The last FULLY_CONNECTED's output for one sample: the int8 `logits` tensor of the exported graph.
+  public func logits(for input: [Int8]) -> [Int8] {
+    precondition(input.count == model.architecture.inputWidth)
+    let logits = input.withUnsafeBufferPointer { fullyConnectedLayers($0.baseAddress!) }
+    return Array(UnsafeBufferPointer(start: logits, count: model.architecture.outputWidth))
+  }
+
+  /// Runs every FC layer through the ping-pong buffers; returns where the logits are.
+  @inline(__always)
+  private func fullyConnectedLayers(_ input: UnsafePointer<Int8>) -> UnsafePointer<Int8> {
+    var source = UnsafePointer(activations)
+    var target = activations + bufferStride
+    activations.update(from: input, count: model.architecture.inputWidth)
+    for plan in plans {
+      plan.run(source, accumulators: accumulators, output: target)
+      source = UnsafePointer(target)
+      target = target == activations ? activations + bufferStride : activations
+    }
+    return source
   }
 
   /// The int8 inputs of every row of `samples`, quantized with the model's input parameters.
@@ -95,7 +111,7 @@ public final class Int8Inference {
 
   /// TFLite's int8 LOGISTIC table: dequantize in float, `1 / (1 + expf(−x))`, round half away from
   /// zero at scale 1/256, add the zero point −128, clamp.
-  static func logisticTable(input: AffineQuantization) -> [Int8] {
+  public static func logisticTable(input: AffineQuantization) -> [Int8] {
     (Int32(-128)...127).map { value in
       let dequantized = input.scale * Float(value - input.zeroPoint)
       let transformed = 1 / (1 + expf(-dequantized))
@@ -105,7 +121,7 @@ public final class Int8Inference {
   }
 
   /// TFLite's `PopulateSoftmaxLookupTable` (β = 1): `table[255 − d] = expf(−scale · d)`.
-  static func softmaxTable(inputScale: Float) -> [Float] {
+  public static func softmaxTable(inputScale: Float) -> [Float] {
     let scale = -inputScale
     var table = [Float](repeating: 0, count: 256)
     for distance in 0...255 { table[255 - distance] = expf(scale * Float(distance)) }
@@ -128,29 +144,46 @@ public final class Int8Inference {
   }
 }
 
-/// One FC layer prepared for the SIMD kernel.
+/// One FC layer prepared for the vectorized kernel.
+///
+/// Weights are stored `[input][output]`, inputs padded to a multiple of 4 rows and outputs to a
+/// multiple of 16 units (zeros), so the kernel adds four input rows into int32 accumulators per pass
+/// over plain loops that the compiler vectorizes. Requantization runs as one branch-free loop over
+/// precomputed per-unit significands and shifts.
 private final class LayerPlan {
   let inputWidth: Int
+  let paddedInputWidth: Int
   let outputWidth: Int
   let paddedOutputWidth: Int
-  /// `[input][paddedOutput]`, zero beyond `outputWidth`.
   let weights: UnsafeMutablePointer<Int8>
-  /// `bias[o] − input zero point · Σᵢ w[o][i]`, padded.
+  /// `bias[o] − input zero point · Σᵢ w[o][i]`: the zero point folded out of the inner loop.
   let foldedBiases: UnsafeMutablePointer<Int32>
-  let multipliers: [FixedPoint.Multiplier]
+  let significands: UnsafeMutablePointer<Int64>
+  let leftShifts: UnsafeMutablePointer<Int32>
+  let rightShifts: UnsafeMutablePointer<Int32>
   let outputZeroPoint: Int32
-  let range: ClosedRange<Int32>
+  let lowest: Int32
+  let highest: Int32
+  let rounding: FixedPoint.Rounding
 
-  init(_ layer: QuantizedMLP.Layer) {
+  init(_ layer: QuantizedMLP.Layer, rounding: FixedPoint.Rounding) {
+    self.rounding = rounding
     inputWidth = layer.inputWidth
+    paddedInputWidth = (layer.inputWidth + 3) / 4 * 4
     outputWidth = layer.outputWidth
     let lanes = Int8Inference.lanes
     paddedOutputWidth = (layer.outputWidth + lanes - 1) / lanes * lanes
-    weights = .allocate(capacity: inputWidth * paddedOutputWidth)
-    weights.initialize(repeating: 0, count: inputWidth * paddedOutputWidth)
+    weights = .allocate(capacity: paddedInputWidth * paddedOutputWidth)
+    weights.initialize(repeating: 0, count: paddedInputWidth * paddedOutputWidth)
     foldedBiases = .allocate(capacity: paddedOutputWidth)
     foldedBiases.initialize(repeating: 0, count: paddedOutputWidth)
-    for unit in 0..<outputWidth {
+    significands = .allocate(capacity: paddedOutputWidth)
+    significands.initialize(repeating: 0, count: paddedOutputWidth)
+    leftShifts = .allocate(capacity: paddedOutputWidth)
+    leftShifts.initialize(repeating: 0, count: paddedOutputWidth)
+    rightShifts = .allocate(capacity: paddedOutputWidth)
+    rightShifts.initialize(repeating: 0, count: paddedOutputWidth)
+    for (unit, multiplier) in layer.multipliers.enumerated() {
       var weightSum: Int32 = 0
       for row in 0..<inputWidth {
         let weight = layer.weights[unit * inputWidth + row]
@@ -158,52 +191,72 @@ private final class LayerPlan {
         weightSum &+= Int32(weight)
       }
       foldedBiases[unit] = layer.biases[unit] &- layer.input.zeroPoint &* weightSum
+      significands[unit] = Int64(multiplier.significand)
+      leftShifts[unit] = max(multiplier.shift, 0)
+      rightShifts[unit] = max(-multiplier.shift, 0)
     }
-    multipliers = layer.multipliers
     outputZeroPoint = layer.output.zeroPoint
-    range = layer.activationRange
+    lowest = layer.activationRange.lowerBound
+    highest = layer.activationRange.upperBound
   }
 
   deinit {
     weights.deallocate()
     foldedBiases.deallocate()
+    significands.deallocate()
+    leftShifts.deallocate()
+    rightShifts.deallocate()
   }
 
+  /// Reads `paddedInputWidth` values of `input` (those beyond `inputWidth` meet zero weights, so
+  /// their values do not matter) and writes `paddedOutputWidth` values to `output`.
   @inline(__always)
   func run(_ input: UnsafePointer<Int8>, accumulators: UnsafeMutablePointer<Int32>,
            output: UnsafeMutablePointer<Int8>) {
-    typealias Lanes = SIMD16<Int32>
-    let rawWeights = UnsafeRawPointer(weights)
-    let rawBiases = UnsafeRawPointer(foldedBiases)
-    let rawAccumulators = UnsafeMutableRawPointer(accumulators)
-    var block = 0
-    // Two blocks at once: independent accumulator chains keep the multiply pipeline busy.
-    while block + 32 <= paddedOutputWidth {
-      var first = rawBiases.loadUnaligned(fromByteOffset: block * 4, as: Lanes.self)
-      var second = rawBiases.loadUnaligned(fromByteOffset: (block + 16) * 4, as: Lanes.self)
-      for row in 0..<inputWidth {
-        let value = Lanes(repeating: Int32(input[row]))
-        let offset = row * paddedOutputWidth + block
-        first &+= Lanes(truncatingIfNeeded: rawWeights.loadUnaligned(fromByteOffset: offset, as: SIMD16<Int8>.self)) &* value
-        second &+= Lanes(truncatingIfNeeded: rawWeights.loadUnaligned(fromByteOffset: offset + 16, as: SIMD16<Int8>.self)) &* value
+    let width = paddedOutputWidth
+    accumulators.update(from: foldedBiases, count: width)
+    var row = 0
+    while row < paddedInputWidth {
+      let x0 = Int32(input[row]), x1 = Int32(input[row + 1]), x2 = Int32(input[row + 2]), x3 = Int32(input[row + 3])
+      let w0 = weights + row * width
+      let w1 = w0 + width, w2 = w1 + width, w3 = w2 + width
+      for unit in 0..<width {
+        accumulators[unit] &+= Int32(w0[unit]) &* x0 &+ Int32(w1[unit]) &* x1
+          &+ Int32(w2[unit]) &* x2 &+ Int32(w3[unit]) &* x3
       }
-      rawAccumulators.storeBytes(of: first, toByteOffset: block * 4, as: Lanes.self)
-      rawAccumulators.storeBytes(of: second, toByteOffset: (block + 16) * 4, as: Lanes.self)
-      block += 32
+      row += 4
     }
-    if block < paddedOutputWidth {
-      var sum = rawBiases.loadUnaligned(fromByteOffset: block * 4, as: Lanes.self)
-      for row in 0..<inputWidth {
-        let weights = rawWeights.loadUnaligned(fromByteOffset: row * paddedOutputWidth + block, as: SIMD16<Int8>.self)
-        sum &+= Lanes(truncatingIfNeeded: weights) &* Lanes(repeating: Int32(input[row]))
-      }
-      rawAccumulators.storeBytes(of: sum, toByteOffset: block * 4, as: Lanes.self)
+    switch rounding {
+    case .double: requantizeDoubleRounding(accumulators, into: output)
+    case .single: requantizeSingleRounding(accumulators, into: output)
     }
-    multipliers.withUnsafeBufferPointer { multipliers in
-      for unit in 0..<outputWidth {
-        let scaled = FixedPoint.multiply(accumulators[unit], by: multipliers[unit]) &+ outputZeroPoint
-        output[unit] = Int8(min(max(scaled, range.lowerBound), range.upperBound))
-      }
+  }
+
+  /// `FixedPoint.multiply(_:by:rounding: .double)` over all units, without branches. The
+  /// saturating case of the doubling multiply needs a significand of −2^31, which a positive
+  /// multiplier never has.
+  @inline(__always)
+  private func requantizeDoubleRounding(_ accumulators: UnsafeMutablePointer<Int32>, into output: UnsafeMutablePointer<Int8>) {
+    for unit in 0..<paddedOutputWidth {
+      let product = Int64(accumulators[unit] &<< leftShifts[unit]) &* significands[unit]
+      let nudged = product &+ (product >= 0 ? 1 << 30 : 1 - (1 << 30))
+      // Division by 2^31 truncating toward zero, as C++'s `/`.
+      let high = Int32(truncatingIfNeeded: (nudged &+ (nudged < 0 ? (1 << 31) - 1 : 0)) >> 31)
+      let exponent = rightShifts[unit]
+      let mask = Int32(truncatingIfNeeded: (Int64(1) << Int64(exponent)) &- 1)
+      let threshold = (mask >> 1) &+ (high < 0 ? 1 : 0)
+      let scaled = (high >> exponent) &+ ((high & mask) > threshold ? 1 : 0) &+ outputZeroPoint
+      output[unit] = Int8(truncatingIfNeeded: min(max(scaled, lowest), highest))
+    }
+  }
+
+  @inline(__always)
+  private func requantizeSingleRounding(_ accumulators: UnsafeMutablePointer<Int32>, into output: UnsafeMutablePointer<Int8>) {
+    for unit in 0..<paddedOutputWidth {
+      let totalShift = Int64(31 - leftShifts[unit] + rightShifts[unit])
+      let product = Int64(accumulators[unit]) &* significands[unit] &+ (Int64(1) << (totalShift - 1))
+      let scaled = Int32(truncatingIfNeeded: product >> totalShift) &+ outputZeroPoint
+      output[unit] = Int8(truncatingIfNeeded: min(max(scaled, lowest), highest))
     }
   }
 }

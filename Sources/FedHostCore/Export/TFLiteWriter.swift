@@ -4,8 +4,8 @@
 /// The graph is the one TFLite's converter makes for a full-integer Keras MLP: an int8 input, one
 /// FULLY_CONNECTED per layer (int8 weights `[units, inputs]`, int32 bias, ReLU fused into hidden
 /// layers), then LOGISTIC (one output) or SOFTMAX, with an int8 output at scale 1/256, zero point
-/// −128. Buffer 0 is the empty sentinel; activations use it. Zero-point vectors (all zeros, int64 as
-/// the schema demands) are shared between tensors of equal channel count to keep the file small.
+/// −128. Buffer 0 is the empty sentinel; activations use it. The builder shares identical vectors,
+/// so the all-zero int64 zero-point vectors the schema demands cost bytes once per channel count.
 public enum TFLiteWriter {
   /// Field ids and enum values from schema.fbs.
   enum Schema {
@@ -30,18 +30,11 @@ public enum TFLiteWriter {
       if let data { builder.add(0, data) }
       return builder.endTable()
     }
-    var sharedZeroPoints = [Int: FlatBufferBuilder.Offset]()
     let tensors = writer.tensors.map { tensor -> FlatBufferBuilder.Offset in
       let shape = builder.vector(tensor.shape.map(Int32.init))
       let name = builder.string(tensor.name)
       let scales = builder.vector(tensor.scales)
-      let zeroPoints: FlatBufferBuilder.Offset
-      if tensor.zeroPoints.allSatisfy({ $0 == 0 }) {
-        zeroPoints = sharedZeroPoints[tensor.zeroPoints.count] ?? builder.vector(tensor.zeroPoints)
-        sharedZeroPoints[tensor.zeroPoints.count] = zeroPoints
-      } else {
-        zeroPoints = builder.vector(tensor.zeroPoints)
-      }
+      let zeroPoints = builder.vector(tensor.zeroPoints)
       // quantized_dimension stays at its default 0: the output units, dimension 0 of the weights.
       builder.startTable()  // QuantizationParameters
       builder.add(2, scales)
