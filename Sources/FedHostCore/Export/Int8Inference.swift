@@ -158,7 +158,7 @@ private final class LayerPlan {
   let weights: UnsafeMutablePointer<Int8>
   /// `bias[o] − input zero point · Σᵢ w[o][i]`: the zero point folded out of the inner loop.
   let foldedBiases: UnsafeMutablePointer<Int32>
-  let significands: UnsafeMutablePointer<Int64>
+  let significands: UnsafeMutablePointer<Int32>
   let leftShifts: UnsafeMutablePointer<Int32>
   let rightShifts: UnsafeMutablePointer<Int32>
   let outputZeroPoint: Int32
@@ -191,7 +191,7 @@ private final class LayerPlan {
         weightSum &+= Int32(weight)
       }
       foldedBiases[unit] = layer.biases[unit] &- layer.input.zeroPoint &* weightSum
-      significands[unit] = Int64(multiplier.significand)
+      significands[unit] = multiplier.significand
       leftShifts[unit] = max(multiplier.shift, 0)
       rightShifts[unit] = max(-multiplier.shift, 0)
     }
@@ -232,20 +232,20 @@ private final class LayerPlan {
     }
   }
 
-  /// `FixedPoint.multiply(_:by:rounding: .double)` over all units, without branches. The
-  /// saturating case of the doubling multiply needs a significand of −2^31, which a positive
-  /// multiplier never has.
+  /// `FixedPoint.multiply(_:by:rounding: .double)` over all units, without branches (masking
+  /// shifts are exact here: every shift amount is in 0...31) so that it vectorizes. The saturating
+  /// case of the doubling multiply needs a significand of −2^31, which a positive multiplier never has.
   @inline(__always)
   private func requantizeDoubleRounding(_ accumulators: UnsafeMutablePointer<Int32>, into output: UnsafeMutablePointer<Int8>) {
     for unit in 0..<paddedOutputWidth {
-      let product = Int64(accumulators[unit] &<< leftShifts[unit]) &* significands[unit]
+      let product = Int64(accumulators[unit] &<< leftShifts[unit]) &* Int64(significands[unit])
       let nudged = product &+ (product >= 0 ? 1 << 30 : 1 - (1 << 30))
       // Division by 2^31 truncating toward zero, as C++'s `/`.
       let high = Int32(truncatingIfNeeded: (nudged &+ (nudged < 0 ? (1 << 31) - 1 : 0)) >> 31)
       let exponent = rightShifts[unit]
-      let mask = Int32(truncatingIfNeeded: (Int64(1) << Int64(exponent)) &- 1)
+      let mask = Int32(truncatingIfNeeded: (Int64(1) &<< Int64(exponent)) &- 1)
       let threshold = (mask >> 1) &+ (high < 0 ? 1 : 0)
-      let scaled = (high >> exponent) &+ ((high & mask) > threshold ? 1 : 0) &+ outputZeroPoint
+      let scaled = (high &>> exponent) &+ ((high & mask) > threshold ? 1 : 0) &+ outputZeroPoint
       output[unit] = Int8(truncatingIfNeeded: min(max(scaled, lowest), highest))
     }
   }
@@ -254,8 +254,8 @@ private final class LayerPlan {
   private func requantizeSingleRounding(_ accumulators: UnsafeMutablePointer<Int32>, into output: UnsafeMutablePointer<Int8>) {
     for unit in 0..<paddedOutputWidth {
       let totalShift = Int64(31 - leftShifts[unit] + rightShifts[unit])
-      let product = Int64(accumulators[unit]) &* significands[unit] &+ (Int64(1) << (totalShift - 1))
-      let scaled = Int32(truncatingIfNeeded: product >> totalShift) &+ outputZeroPoint
+      let product = Int64(accumulators[unit]) &* Int64(significands[unit]) &+ (Int64(1) &<< (totalShift &- 1))
+      let scaled = Int32(truncatingIfNeeded: product &>> totalShift) &+ outputZeroPoint
       output[unit] = Int8(truncatingIfNeeded: min(max(scaled, lowest), highest))
     }
   }
