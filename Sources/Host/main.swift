@@ -11,6 +11,7 @@ let topLevelHelp = """
     host [run] --aggregator LIB [options]             the Fed-Meta-Align protocol + baselines, one seed
     host compare --aggregators LIST [--seeds N]       strategies side by side over seeds, with plots
     host plugins list | describe LIB | validate LIB   inspect and check strategy plugins
+    host export --model FILE --format tflite|c-array --out FILE   int8 model for TFLite (Micro)
     host --help | --version
 
   Quick start:  host --aggregator libSimilarityAware.so
@@ -26,6 +27,7 @@ func runHost(_ arguments: [String]) -> Int32 {
     case "plugins": return try PluginsCommand.run(rest.dropFirst())
     case "run": return try RunCommand.run(rest.dropFirst())
     case "compare": return try CompareCommand.run(rest.dropFirst())
+    case "export": return try ExportCommand.run(rest.dropFirst())
     case let option? where option.hasPrefix("--") && option != "--help" && option != "--version":
       return try RunCommand.run(rest)
     case "--version": print("fedhost \(fedHostVersion) (plugin ABI \(hostABIMajor).\(hostABIMinor))"); return 0

@@ -1,0 +1,91 @@
+import FedHostCore
+import Foundation
+
+/// `host export`: int8 quantization of a trained model and a TFLite flatbuffer or C array for
+/// TFLite Micro, calibrated on the device's own training data, with a Table-II-style report.
+enum ExportCommand {
+  static let specs: [OptionSpec] = [
+    .value("model", "FILE", "the trained model (.fhmodel, e.g. OUT/models/… written by `host run --out`)"),
+    .value("format", "FORMAT", "tflite (a .tflite flatbuffer) or c-array (C source + header for TFLite Micro)"),
+    .value("out", "FILE", "where to write (c-array: the source; the header goes beside it with extension .h)"),
+    .value("federation", "FILE", "federation spec the device comes from (default: the embedded two-device federation)"),
+    .value("data-dir", "DIR", "directory the spec's dataset files are relative to (default: .)"),
+    .value("device", "NAME", "the device whose Phase 3 training rows calibrate and whose test rows score (default: the first)"),
+    .value("seed", "N", "seed of the splits, as given to `host run` (default: the spec's, else 0)"),
+    .value("weights", "GRANULARITY", "per-channel (default, as TFLite's converter) or per-tensor (smaller file)"),
+    .value("name", "IDENT", "c-array: name of the C array (default: from the output file name)"),
+    .flag("help", "show this help"),
+  ]
+
+  static let help = helpText(
+    usage: "host export --model FILE --format tflite|c-array --out FILE [options]",
+    summary: """
+      Quantizes a trained model to int8 (TFLite's post-training full-integer scheme: per-channel
+      int8 weights, int32 biases, activations calibrated on the device's standardized Phase 3
+      training split) and writes it as a TFLite flatbuffer or as a C array for TFLite Micro.
+      Prints the float and int8 models side by side on the device's test split: size, accuracy,
+      F1, host latency, and the flash and RAM the int8 model needs on a device.
+      """,
+    specs: specs,
+    footer: "example: host export --model out/models/line-fault.fhmodel --format tflite --out line-fault.tflite --device line-fault")
+
+  static func run(_ arguments: ArraySlice<String>) throws -> Int32 {
+    let options = try ParsedOptions(arguments, specs: specs, command: "export")
+    if options.has("help") { print(help); return 0 }
+    guard let modelPath = options.value("model") else { throw UsageError("--model FILE is required (see `host export --help`)") }
+    guard let outPath = options.value("out") else { throw UsageError("--out FILE is required") }
+    let format = options.value("format") ?? "tflite"
+    guard ["tflite", "c-array"].contains(format) else {
+      throw UsageError("--format must be tflite or c-array, got \"\(format)\"")
+    }
+    let granularityName = options.value("weights") ?? WeightGranularity.perChannel.rawValue
+    guard let granularity = WeightGranularity(rawValue: granularityName) else {
+      throw UsageError("--weights must be per-channel or per-tensor, got \"\(granularityName)\"")
+    }
+
+    let (architecture, parameters) = try ModelFile.read(modelPath)
+    let (data, source) = try ExperimentOptions.federationData(options)
+    let seed = UInt64(try options.integer("seed", default: Int(data.training.seed ?? 0)))
+    let devices = data.prepare(seed: seed).devices
+    let device: PreparedDevice
+    if let name = options.value("device") {
+      guard let match = devices.first(where: { $0.name == name }) else {
+        throw UsageError("no device \"\(name)\" in the \(source); devices: \(devices.map(\.name).joined(separator: ", "))")
+      }
+      device = match
+    } else {
+      device = devices[0]
+    }
+    guard device.train.width == architecture.inputWidth, device.classNames.count == architecture.classCount else {
+      throw UsageError("model \(architecture) does not fit device \(device.name): \(device.train.width) inputs, \(device.classNames.count) classes")
+    }
+
+    let model = try Quantizer.quantize(parameters, architecture: architecture, calibration: device.phase3Train,
+                                       granularity: granularity)
+    let bytes = TFLiteWriter.flatbuffer(
+      for: model, description: "FedHost int8 model for \(device.name)")
+    let report = try ExportReport(
+      device: device.name, parameters: parameters, model: model, flatbufferSize: bytes.count,
+      modelFileBytes: (try? FileManager.default.attributesOfItem(atPath: modelPath)[.size] as? Int) ?? nil,
+      calibrationRows: device.phase3Train.count, test: device.test, budget: device.memory)
+
+    switch format {
+    case "tflite":
+      try AtomicFile.write(Data(bytes), to: outPath)
+      print("wrote \(outPath) (\(bytes.count) bytes)")
+    default:
+      let stem = ((outPath as NSString).lastPathComponent as NSString).deletingPathExtension
+      let name = CArrayWriter.identifier(from: options.value("name") ?? stem)
+      let headerPath = (outPath as NSString).deletingPathExtension + ".h"
+      let interface = CArrayWriter.Interface(model: model, footprint: report.footprint, standardizer: device.standardizer)
+      // Header first: a source file never exists without the header it includes.
+      try AtomicFile.write(CArrayWriter.header(name: name, byteCount: bytes.count, interface: interface), to: headerPath)
+      try AtomicFile.write(CArrayWriter.source(bytes, name: name, headerName: (headerPath as NSString).lastPathComponent),
+                           to: outPath)
+      print("wrote \(outPath) and \(headerPath) (array \(name), \(bytes.count) bytes)")
+    }
+    print()
+    print(report.markdown, terminator: "")
+    return 0
+  }
+}
