@@ -20,7 +20,7 @@ enum ExperimentOptions {
     .value("serial-epochs", "N", "Phase 1 epochs per device visit (1)"),
     .value("rounds", "N", "Phase 2 parallel rounds (10)"),
     .value("local-epochs", "N", "Phase 2 local epochs per round, when --local-steps is off (1)"),
-    .value("local-steps", "N", "Phase 2: about N optimizer steps per client per round instead of --local-epochs, 0: off (paper off, tuned 240)"),
+    .value("local-steps", "N", "Phase 2: about N optimizer steps per client per round instead of --local-epochs, 0: off (default off)"),
     .value("personalization-epochs", "N", "Phase 3 fine-tuning epochs, 0 skips it (10)"),
     .value("personalization-learning-rate", "LR", "Phase 3 learning rate (paper 1e-5, tuned 1e-3)"),
     .value("freeze-fraction", "F", "share of layers frozen in Phase 3 (paper 0.5: the first half; tuned 0)"),

@@ -80,17 +80,16 @@ public struct PipelineSettings: Sendable, Equatable {
       localOnlyEpochs = 10
     case .tuned:
       // Each choice measured on the paper's data over 5 seeds (docs/results.md): sane Adam
-      // steps; no Phase 0 (AI4I pretraining did not help); balanced local work so the small
-      // device counts; Phase 3 fine-tunes every layer (freezing half cost device 2 ~8 points)
-      // for few epochs (it overfits); threshold 0.5 (the F1 threshold on ~45 validation rows
-      // was noisier than it was useful); a larger Phase 3 share (10/30/60), since what a
-      // device keeps for itself is what its personalized model is best at.
+      // steps; no Phase 0 (AI4I pretraining did not help); Phase 3 fine-tunes every layer
+      // (freezing half cost device 2 ~8 points) for few epochs (it overfits); threshold 0.5
+      // (the F1 threshold on ~45 validation rows was noisier than it was useful); a larger
+      // Phase 3 share (10/30/60), since what a device keeps for itself is what its
+      // personalized model is best at.
       phaseFractions = [0.1, 0.3, 0.6]
       learningRate = 1e-3
       batchSize = 16
       pretrainEpochs = 0
       localEpochs = 1
-      localSteps = 240
       personalizationEpochs = 10
       personalizationLearningRate = 1e-3
       freezeFraction = 0
