@@ -80,6 +80,28 @@ struct PipelineTests {
     }
   }
 
+  /// A device with a memory budget and no stated width trains the widest sub-model whose int8
+  /// deployment fits (here 16 KB of flash, 4 KB of RAM: far below the 46,637-parameter model).
+  @Test func memoryBudgetsChooseTheWidth() throws {
+    let spec = directory + "/budget.json"
+    try """
+      {"devices": [
+        {"name": "big", "dataset": "machine_failure.csv", "label": "fail"},
+        {"name": "tiny", "dataset": "machine_failure.csv", "label": "fail",
+         "memory": {"flash_bytes": 16000, "ram_bytes": 4096}}]}
+      """.write(toFile: spec, atomically: true, encoding: .utf8)
+    let run = try runHost(["compare", "--aggregators", "libFedAvg.so", "--seeds", "1", "--federation", spec,
+                           "--data-dir", packageRoot + "/../shared/data", "--quiet", "--no-local-only"] + Self.short)
+    #expect(run.status == 0, "\(run.stderr)")
+    let tiny = try #require(run.stdout.split(separator: "\n").first { $0.hasPrefix("| tiny |") })
+    let cells = tiny.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }  // name, rate, parameters
+    try #require(cells.count == 3)
+    let rate = try #require(Double(cells[1]))
+    let parameters = try #require(Int(cells[2]))
+    #expect(rate > 0 && rate < 1)
+    #expect(parameters < 16_000)  // int8 weights alone must fit the flash budget
+  }
+
   @Test func aFailingPluginIsReportedAndTheOthersFinish() throws {
     let failing = try compilePlugin(testPluginSource, name: "FailRound1", in: directory, flags: ["-DFAIL_IN_ROUND=1"])
     let run = try runHost(["compare", "--aggregators", "\(failing),libFedAvg.so", "--seeds", "1", "--quiet"] + Self.short)

@@ -34,9 +34,18 @@ public final class Federation: @unchecked Sendable {
     let outputWidth = first.classNames.count <= 2 ? 1 : first.classNames.count
     let global = try MLPArchitecture(widths: [first.train.width] + settings.hiddenWidths + [outputWidth])
     architecture = global
-    subModels = try prepared.devices.map { device in
-      device.modelRate >= 1 ? nil : try SubModel(global: global, rate: device.modelRate)
+    // A device trains the widest sub-model whose int8 deployment fits its memory budget,
+    // capped by its stated model rate (default 1).
+    let rates = try prepared.devices.map { device -> Double in
+      guard let budget = device.memory else { return device.modelRate }
+      guard let fit = try DeviceFootprint.largestRate(for: global, budget: budget) else {
+        throw PipelineError.incompatibleData(
+          "device \(device.name): even a 1 % wide int8 model exceeds its memory budget "
+            + "(\(budget.flashBytes) B flash, \(budget.ramBytes) B RAM)")
+      }
+      return min(device.modelRate, fit.rate)
     }
+    subModels = try rates.map { rate in rate >= 1 ? nil : try SubModel(global: global, rate: rate) }
     coverages = try subModels.map { subModel in
       try subModel.map { CoverageMask(try $0.scatter(delta: ParameterVector(count: $0.architecture.parameterCount)).coverage) }
     }

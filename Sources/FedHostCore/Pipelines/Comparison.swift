@@ -81,7 +81,7 @@ public enum Comparison {
       phased.splits.phase3 = settings.phaseFractions[2]
       let federation = try Federation(phased.prepare(seed: seed), settings: settings)
       devices = federation.devices.indices.map {
-        DeviceInfo(name: federation.devices[$0].name, widthRate: federation.devices[$0].modelRate,
+        DeviceInfo(name: federation.devices[$0].name, widthRate: federation.subModels[$0]?.rate ?? 1,
                    parameterCount: federation.architecture(ofDevice: $0).parameterCount)
       }
       progress("[seed \(seed)] \(federation.devices.count) devices, model \(federation.architecture)")
