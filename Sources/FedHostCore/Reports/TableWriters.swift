@@ -12,9 +12,11 @@ public enum TableWriters {
     var header = ["Method", "Stage"]
     for device in report.devices { header += ["\(device.name) acc", "\(device.name) F1"] }
     header += ["Average acc", "Average F1"]
-    var lines = ["# \(report.title)", "",
-                 "Test accuracy and F1 (%)" + (multiSeed ? ", mean ± std over \(report.seeds.count) seeds" : "")
-                   + " (seeds \(report.seeds.map(String.init).joined(separator: ", "))).", "",
+    let seeds = report.seeds.map(String.init).joined(separator: ", ")
+    let caption = multiSeed
+      ? "Test accuracy and F1 (%), mean ± std over \(report.seeds.count) seeds (seeds \(seeds))."
+      : "Test accuracy and F1 (%) (seed \(seeds))."
+    var lines = ["# \(report.title)", "", caption, "",
                  "| " + header.joined(separator: " | ") + " |",
                  "|" + header.indices.map { $0 < 2 ? " --- |" : " ---: |" }.joined()]
     for method in report.methods {
