@@ -6,34 +6,53 @@ import Foundation
 ///
 /// Each client holds 50 synthetic rows of 9 features (enough for the stratified splits); what
 /// grows with the client count is one delta (186.5 KB) per client plus its data, since trainer
-/// scratch is per worker. Sizes run in ascending order, so the peak RSS after each size is the
-/// peak of that size.
+/// scratch is per worker.
 enum ScaleBenchmark {
+  /// Each size runs in a child process (`FedHostBench scale-one N`), so its peak RSS is its own.
   static func run(quick: Bool) throws -> [BenchmarkRow] {
     let sizes = quick ? [10, 100, 1_000] : [10, 100, 1_000, 10_000]
-    guard let fedAvg = currentExecutableDirectory().map({ $0 + "/libFedAvg.so" }) else { return [] }
-    var rows: [BenchmarkRow] = []
-    for clients in sizes {
-      var settings = PipelineSettings(preset: .tuned)
-      settings.parallelRounds = 1
-      let federation = try Federation(makeFederation(clients: clients).prepare(seed: 1), settings: settings)
-      let strategy = try StrategyLoader.load(aggregator: fedAvg, initializer: .none, clientHook: nil,
-                                             searchPath: .standard(), settings: settings)
-      let global = federation.initialModel()
-      let start = ContinuousClock.now
-      _ = try federation.runRound(0, global: global, strategy: strategy)
-      let elapsed = ContinuousClock.now - start
-      let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-      let peak = peakResidentBytes()
-      FileHandle.standardError.write(Data("  \(clients) clients: \(String(format: "%.2f", seconds)) s, peak RSS \(peak / 1_048_576) MiB\n".utf8))
-      rows.append(BenchmarkRow(
+    let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+    return try sizes.map { clients in
+      let process = Process()
+      process.executableURL = URL(fileURLWithPath: executable)
+      process.arguments = ["scale-one", String(clients)]
+      let output = Pipe()
+      process.standardOutput = output
+      try process.run()
+      let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+      process.waitUntilExit()
+      let fields = text.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+      guard process.terminationStatus == 0, fields.count == 2 else {
+        throw BenchmarkFailure("scale-one \(clients) failed: \(text)")
+      }
+      let (seconds, peak) = (fields[0], fields[1])
+      FileHandle.standardError.write(Data("  \(clients) clients: \(String(format: "%.2f", seconds)) s, peak RSS \(Int(peak / 1_048_576)) MiB\n".utf8))
+      return BenchmarkRow(
         section: "scale", name: "one FL round, \(clients) clients (train + FedAvg)", unit: "s",
         fedhostMedian: seconds, fedhostMin: seconds, peer: nil, peerMedian: nil,
-        note: String(format: "peak RSS %.0f MiB (%.1f KiB per client)", Double(peak) / 1_048_576,
-                     Double(peak) / 1024 / Double(clients)),
-        higherIsBetter: false))
+        note: String(format: "peak RSS of the process %.0f MiB (%.1f KiB per client)", peak / 1_048_576,
+                     peak / 1024 / Double(clients)),
+        higherIsBetter: false)
     }
-    return rows
+  }
+
+  /// Child side: one round with `clients` clients; prints "seconds peak-bytes".
+  static func runOne(clients: Int) throws {
+    var settings = PipelineSettings(preset: .tuned)
+    settings.parallelRounds = 1
+    let federation = try Federation(makeFederation(clients: clients).prepare(seed: 1), settings: settings)
+    let strategy = try StrategyLoader.load(aggregator: "libFedAvg.so", initializer: .none, clientHook: nil,
+                                           searchPath: .standard(), settings: settings)
+    let global = federation.initialModel()
+    let start = ContinuousClock.now
+    _ = try federation.runRound(0, global: global, strategy: strategy)
+    let elapsed = ContinuousClock.now - start
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    // VmHWM, not getrusage's ru_maxrss: the latter is inherited from the parent at fork.
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    let highWater = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
+      .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+    print(seconds, highWater * 1024)
   }
 
   private static func makeFederation(clients: Int) -> FederationData {
@@ -55,9 +74,9 @@ enum ScaleBenchmark {
     return FederationData(devices: devices)
   }
 
-  private static func peakResidentBytes() -> Int {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return usage.ru_maxrss * 1024
-  }
+}
+
+struct BenchmarkFailure: Error, CustomStringConvertible {
+  let description: String
+  init(_ description: String) { self.description = description }
 }

@@ -12,6 +12,13 @@ func benchmarkMain() -> Int32 {
     defer { arguments.removeSubrange(index...(index + 1)) }
     return arguments[index + 1]
   }
+  if arguments.first == "scale-one", arguments.count == 2, let clients = Int(arguments[1]) {
+    do { try ScaleBenchmark.runOne(clients: clients) } catch {
+      FileHandle.standardError.write(Data("FedHostBench: \(error)\n".utf8))
+      return 1
+    }
+    return 0
+  }
   let quick = arguments.contains("--quick")
   arguments.removeAll { $0 == "--quick" }
   let outDirectory = option("--out")
