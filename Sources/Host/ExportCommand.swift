@@ -34,9 +34,9 @@ enum ExportCommand {
     if options.has("help") { print(help); return 0 }
     guard let modelPath = options.value("model") else { throw UsageError("--model FILE is required (see `host export --help`)") }
     guard let outPath = options.value("out") else { throw UsageError("--out FILE is required") }
-    let format = options.value("format") ?? "tflite"
-    guard ["tflite", "c-array"].contains(format) else {
-      throw UsageError("--format must be tflite or c-array, got \"\(format)\"")
+    let formatName = options.value("format") ?? ExportFormat.tflite.rawValue
+    guard let format = ExportFormat(rawValue: formatName) else {
+      throw UsageError("--format must be tflite or c-array, got \"\(formatName)\"")
     }
     let granularityName = options.value("weights") ?? WeightGranularity.perChannel.rawValue
     guard let granularity = WeightGranularity(rawValue: granularityName) else {
@@ -60,30 +60,11 @@ enum ExportCommand {
       throw UsageError("model \(architecture) does not fit device \(device.name): \(device.train.width) inputs, \(device.classNames.count) classes")
     }
 
-    let model = try Quantizer.quantize(parameters, architecture: architecture, calibration: device.phase3Train,
-                                       granularity: granularity)
-    let bytes = TFLiteWriter.flatbuffer(
-      for: model, description: "FedHost int8 model for \(device.name)")
-    let report = try ExportReport(
-      device: device.name, parameters: parameters, model: model, flatbufferSize: bytes.count,
-      modelFileBytes: (try? FileManager.default.attributesOfItem(atPath: modelPath)[.size] as? Int) ?? nil,
-      calibrationRows: device.phase3Train.count, test: device.test, budget: device.memory)
-
-    switch format {
-    case "tflite":
-      try AtomicFile.write(Data(bytes), to: outPath)
-      print("wrote \(outPath) (\(bytes.count) bytes)")
-    default:
-      let stem = ((outPath as NSString).lastPathComponent as NSString).deletingPathExtension
-      let name = CArrayWriter.identifier(from: options.value("name") ?? stem)
-      let headerPath = (outPath as NSString).deletingPathExtension + ".h"
-      let interface = CArrayWriter.Interface(model: model, footprint: report.footprint, standardizer: device.standardizer)
-      // Header first: a source file never exists without the header it includes.
-      try AtomicFile.write(CArrayWriter.header(name: name, byteCount: bytes.count, interface: interface), to: headerPath)
-      try AtomicFile.write(CArrayWriter.source(bytes, name: name, headerName: (headerPath as NSString).lastPathComponent),
-                           to: outPath)
-      print("wrote \(outPath) and \(headerPath) (array \(name), \(bytes.count) bytes)")
-    }
+    let (report, files) = try TinyMLExporter.export(
+      parameters, architecture: architecture, device: device, format: format, granularity: granularity, to: outPath,
+      arrayName: options.value("name"),
+      modelFileBytes: (try? FileManager.default.attributesOfItem(atPath: modelPath)[.size] as? Int) ?? nil)
+    print("wrote \(files.joined(separator: " and ")) (\(report.footprint.flashBytes) bytes of model)")
     print()
     print(report.markdown, terminator: "")
     return 0

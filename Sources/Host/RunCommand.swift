@@ -11,6 +11,7 @@ enum RunCommand {
     .value("baselines", "LIST", "comma-separated aggregators run beside it, or none (default: libFedAvg.so,libFedProx.so,libMEFLVariance.so)"),
     .flag("no-local-only", "skip the Local Only baseline"),
     .value("seed", "N", "seed of the splits, initialization and every random choice (default 0)"),
+    .value("export", "DIR", "also quantize each device's personalized model to int8 and write DIR/DEVICE.tflite and a report (see host export)"),
   ] + ExperimentOptions.specs
 
   static let help = helpText(
@@ -53,13 +54,30 @@ enum RunCommand {
     let progress = ExperimentOptions.progress(options)
     let mainIndex = plan.strategies.count - 1
     let (outDirectory, resume) = try ExperimentOptions.output(options)
+    let exportDirectory = options.value("export")
     let report = try Comparison.run(plan, data: data, checkpointDirectory: outDirectory, resume: resume,
-                                    progress: progress) { _, index, outcome in
-      guard index == mainIndex, let outDirectory else { return }
-      try ReportFiles.writeModels(outcome, to: outDirectory)
+                                    progress: progress) { _, index, outcome, federation in
+      guard index == mainIndex else { return }
+      if let outDirectory { try ReportFiles.writeModels(outcome, to: outDirectory) }
+      if let exportDirectory { try exportPersonalized(outcome, federation: federation, to: exportDirectory, progress: progress) }
     }
     try ExperimentOptions.publish(report, options: options)
     return report.methods.last?.failure == nil ? 0 : 1
+  }
+}
+
+/// Writes each device's personalized model as an int8 TFLite file plus its export report.
+private func exportPersonalized(_ outcome: StrategyOutcome, federation: Federation, to directory: String,
+                                progress: (String) -> Void) throws {
+  for (index, device) in federation.devices.enumerated() {
+    let stem = directory + "/" + String(device.name.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" })
+    let (report, files) = try TinyMLExporter.export(
+      outcome.personalizedModels[index], architecture: outcome.devices[index].architecture, device: device,
+      format: .tflite, granularity: .perChannel, to: stem + ".tflite")
+    try AtomicFile.write(report.markdown, to: stem + "-export.md")
+    progress("[export] \(device.name): \(files[0]) (\(report.footprint.flashBytes) B flash, "
+               + "\(report.footprint.arenaBytes) B arena), int8 test accuracy "
+               + String(format: "%.2f %% (float %.2f %%)", report.int8Metrics.accuracy * 100, report.floatMetrics.accuracy * 100))
   }
 }
 

@@ -38,6 +38,20 @@ struct PipelineTests {
     #expect(leftovers.isEmpty)
   }
 
+  @Test func theMainRunExportsEachPersonalizedModel() throws {
+    let run = try runHost(["--aggregator", "libFedAvg.so", "--baselines", "none", "--no-local-only",
+                           "--export", directory] + Self.short)
+    #expect(run.status == 0, "\(run.stderr)")
+    for device in ["line-fault", "machine-failure"] {
+      let bytes = try #require(FileManager.default.contents(atPath: "\(directory)/\(device).tflite"))
+      #expect(bytes.count > 40_000 && bytes.count < 70_000)
+      #expect(String(decoding: bytes[4..<8], as: UTF8.self) == "TFL3")  // the flatbuffer's file identifier
+      let report = try String(contentsOfFile: "\(directory)/\(device)-export.md", encoding: .utf8)
+      #expect(report.contains("| INT8 (TFLite, per-channel weights) |") && report.contains("accuracy (test"))
+      #expect(run.stderr.contains("[export] \(device): \(directory)/\(device).tflite"))
+    }
+  }
+
   @Test func compareWritesParseableTablesAndPlots() throws {
     let run = try runHost(["compare", "--aggregators", "libFedAvg.so,libSimilarityAware.so", "--seeds", "2",
                            "--out", directory, "--quiet"] + Self.short)

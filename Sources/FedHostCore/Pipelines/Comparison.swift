@@ -38,12 +38,12 @@ public struct StrategyEntry: Sendable, Equatable {
 }
 
 public enum Comparison {
-  /// Runs the plan; `onOutcome(seed, strategyIndex, outcome)` sees every finished strategy run
-  /// (e.g. to save its models). With `checkpointDirectory`, the run state is written there after
+  /// Runs the plan; `onOutcome(seed, strategyIndex, outcome, federation)` sees every finished
+  /// strategy run (e.g. to save or export its models). With `checkpointDirectory`, the run state is written there after
   /// every round; with `resume`, the run continues from the state found there.
   public static func run(_ plan: ComparisonPlan, data: FederationData, checkpointDirectory: String? = nil,
                          resume: Bool = false, progress: @escaping (String) -> Void,
-                         onOutcome: (UInt64, Int, StrategyOutcome) throws -> Void = { _, _, _ in })
+                         onOutcome: (UInt64, Int, StrategyOutcome, Federation) throws -> Void = { _, _, _, _ in })
     throws -> ComparisonReport
   {
     // Configuration mistakes (a missing plugin, a wrong kind, a bad config key) end the run
@@ -135,7 +135,7 @@ public enum Comparison {
   private static func runStrategy(_ entry: StrategyEntry, index: Int, seed: UInt64, federation: Federation,
                                   start: ParameterVector, plan: ComparisonPlan, checkpoint: inout RunCheckpoint,
                                   save: @escaping (RunCheckpoint) throws -> Void, progress: @escaping (String) -> Void,
-                                  onOutcome: (UInt64, Int, StrategyOutcome) throws -> Void)
+                                  onOutcome: (UInt64, Int, StrategyOutcome, Federation) throws -> Void)
     throws -> RunCheckpoint.CompletedStrategy
   {
     let resumePoint = checkpoint.current.flatMap { $0.seed == seed && $0.strategyIndex == index ? $0.point : nil }
@@ -153,7 +153,7 @@ public enum Comparison {
           progressState.current = .init(seed: seed, strategyIndex: index, point: point)
           try save(progressState)
         }, progress: progress)
-      try onOutcome(seed, index, outcome)
+      try onOutcome(seed, index, outcome, federation)
       result.global = outcome.global
       result.personalized = outcome.personalized
       result.accuracyCurve = outcome.rounds.map { mean($0.testAccuracy) }
