@@ -81,10 +81,7 @@ extension PluginInstance {
   /// Runs an initializer plugin: it turns `weights` into the initial global model, calling
   /// back into `services` to train and evaluate clients.
   public func initialize(weights: ParameterVector, services: InitializerServices) throws {
-    guard let initialize = VtableView(library.vtable).function(\.initialize) else {
-      throw PluginError.callFailed(id: id, function: "initialize", status: Int32(FHP_E_UNSUPPORTED),
-                                   message: "not implemented by this plugin")
-    }
+    guard let initialize = table.function(\.initialize) else { throw missing("initialize") }
     let context = CallbackContext(services)
     var ops = fhp_initializer_ops()
     ops.struct_size = UInt32(MemoryLayout<fhp_initializer_ops>.size)
@@ -117,16 +114,12 @@ extension PluginInstance {
     let status = withExtendedLifetime(context) {
       initialize(handle, &ops, weights.pointer, UInt64(weights.count))
     }
-    if status != statusOK, let hostError = context.error { throw hostError }
-    try check(status, "initialize")
+    try finish(status, "initialize", context)
   }
 
   /// Runs a client-side procedure plugin on one client's weights, in place ([concurrent]).
   public func trainLocal(weights: UnsafeMutableBufferPointer<Float>, services: ClientServices) throws {
-    guard let trainLocal = VtableView(library.vtable).function(\.train_local) else {
-      throw PluginError.callFailed(id: id, function: "train_local", status: Int32(FHP_E_UNSUPPORTED),
-                                   message: "not implemented by this plugin")
-    }
+    guard let trainLocal = table.function(\.train_local) else { throw missing("train_local") }
     let context = CallbackContext(services)
     var ops = fhp_client_ops()
     ops.struct_size = UInt32(MemoryLayout<fhp_client_ops>.size)
@@ -162,8 +155,16 @@ extension PluginInstance {
     let status = withExtendedLifetime(context) {
       trainLocal(handle, &ops, weights.baseAddress, UInt64(weights.count))
     }
+    try finish(status, "train_local", context)
+  }
+}
+
+extension PluginInstance {
+  /// After a call that used host callbacks: the host's own error if a callback failed (not the
+  /// plugin's paraphrase of it), else the plugin's status and message.
+  fileprivate func finish<Services>(_ status: Int32, _ function: String, _ context: CallbackContext<Services>) throws {
     if status != statusOK, let hostError = context.error { throw hostError }
-    try check(status, "train_local")
+    try check(status, function)
   }
 }
 

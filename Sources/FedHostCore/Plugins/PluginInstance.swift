@@ -15,7 +15,7 @@ public final class PluginInstance: @unchecked Sendable {
   public let library: PluginLibrary
   public var id: String { library.descriptor.id }
   let handle: OpaquePointer
-  private let table: VtableView
+  let table: VtableView
   private let host: UnsafeMutablePointer<fhp_host>
   private let logSink: Unmanaged<LogSink>
 
@@ -65,7 +65,7 @@ public final class PluginInstance: @unchecked Sendable {
                                  message: message.isEmpty ? "(no message)" : message)
   }
 
-  private func missing(_ function: String) -> PluginError {
+  func missing(_ function: String) -> PluginError {
     .callFailed(id: id, function: function, status: Int32(FHP_E_UNSUPPORTED),
                 message: "not implemented by this plugin")
   }
