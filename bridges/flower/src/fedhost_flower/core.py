@@ -102,6 +102,12 @@ def config_value(instance: PluginInstance, key: str) -> Any:
     return described.default if described else None
 
 
+def proximal_mu(instance: PluginInstance) -> float | None:
+    """The μ a FedProx-like plugin (one with a ``mu`` config key) wants clients to use, else None."""
+    mu = config_value(instance, "mu")
+    return None if mu is None else float(mu)
+
+
 class PluginAggregator:
     """Runs one plugin instance's ``aggregate`` on named arrays."""
 

@@ -18,7 +18,7 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg as LegacyFedAvg
 
-from .core import ClientResult, PluginAggregator, config_value, open_plugin, scalar_metrics
+from .core import ClientResult, PluginAggregator, open_plugin, proximal_mu, scalar_metrics
 from .plugin import PluginInstance
 
 
@@ -38,8 +38,7 @@ class LegacyPluginStrategy(LegacyFedAvg):
         super().__init__(**fedavg_kwargs)
         self.plugin = open_plugin(plugin, plugin_config)
         self.aggregator = PluginAggregator(self.plugin)
-        mu = config_value(self.plugin, "mu")
-        self.proximal_mu: float | None = None if mu is None else float(mu)
+        self.proximal_mu: float | None = proximal_mu(self.plugin)
         self._global: dict[str, Any] | None = None
 
     def configure_fit(

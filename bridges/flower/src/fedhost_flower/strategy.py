@@ -13,7 +13,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from flwr.supercore import log
 
-from .core import ClientResult, PluginAggregator, config_value, open_plugin, scalar_metrics
+from .core import ClientResult, PluginAggregator, open_plugin, proximal_mu, scalar_metrics
 from .plugin import PluginInstance
 
 #: Config key Flower's FedProx (Message API) sends μ under.
@@ -65,9 +65,8 @@ class PluginStrategy(FedAvg):
         super().__init__(**fedavg_kwargs)
         self.plugin = open_plugin(plugin, plugin_config)
         self.aggregator = PluginAggregator(self.plugin)
-        mu = config_value(self.plugin, "mu")
         #: μ sent as "proximal-mu" in every train config, or None for non-proximal plugins.
-        self.proximal_mu: float | None = None if mu is None else float(mu)
+        self.proximal_mu: float | None = proximal_mu(self.plugin)
         self._global: dict[str, np.ndarray] | None = None
 
     def summary(self) -> None:
