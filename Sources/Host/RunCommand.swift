@@ -70,7 +70,7 @@ enum RunCommand {
 private func exportPersonalized(_ outcome: StrategyOutcome, federation: Federation, to directory: String,
                                 progress: (String) -> Void) throws {
   for (index, device) in federation.devices.enumerated() {
-    let stem = directory + "/" + String(device.name.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" })
+    let stem = directory + "/" + ReportFiles.fileName(forDevice: device.name)
     let (report, files) = try TinyMLExporter.export(
       outcome.personalizedModels[index], architecture: outcome.devices[index].architecture, device: device,
       format: .tflite, granularity: .perChannel, to: stem + ".tflite")
