@@ -12,6 +12,8 @@ enum ExportCommand {
     .value("data-dir", "DIR", "directory the spec's dataset files are relative to (default: .)"),
     .value("device", "NAME", "the device whose Phase 3 training rows calibrate and whose test rows score (default: the first)"),
     .value("seed", "N", "seed of the splits, as given to `host run` (default: the spec's, else 0)"),
+    .value("preset", "NAME", "preset of the run that trained the model: its Phase 1/2/3 shares decide the calibration rows (default: tuned)"),
+    .value("phases", "P1,P2,P3", "Phase 1/2/3 shares, if the run set --phases"),
     .value("weights", "GRANULARITY", "per-channel (default, as TFLite's converter) or per-tensor (smaller file)"),
     .value("name", "IDENT", "c-array: name of the C array (default: from the output file name)"),
     .flag("help", "show this help"),
@@ -27,7 +29,7 @@ enum ExportCommand {
       F1, host latency, and the flash and RAM the int8 model needs on a device.
       """,
     specs: specs,
-    footer: "example: host export --model out/models/line-fault.fhmodel --format tflite --out line-fault.tflite --device line-fault")
+    footer: "example: host export --model out/models/personalized-line-fault.fhmodel --format tflite --out line-fault.tflite --device line-fault")
 
   static func run(_ arguments: ArraySlice<String>) throws -> Int32 {
     let options = try ParsedOptions(arguments, specs: specs, command: "export")
@@ -46,7 +48,9 @@ enum ExportCommand {
     let (architecture, parameters) = try ModelFile.read(modelPath)
     let (data, source) = try ExperimentOptions.federationData(options)
     let seed = UInt64(try options.integer("seed", default: Int(data.training.seed ?? 0)))
-    let devices = data.prepare(seed: seed).devices
+    // The same preset → spec → flag resolution as `host run`, so calibration sees the run's Phase 3 rows.
+    let settings = try ExperimentOptions.settings(options, data: data)
+    let devices = data.prepare(seed: seed, phaseFractions: settings.phaseFractions).devices
     let device: PreparedDevice
     if let name = options.value("device") {
       guard let match = devices.first(where: { $0.name == name }) else {

@@ -38,9 +38,12 @@ struct PipelineTests {
     #expect(leftovers.isEmpty)
   }
 
-  @Test func theMainRunExportsEachPersonalizedModel() throws {
-    let run = try runHost(["--aggregator", "libFedAvg.so", "--baselines", "none", "--no-local-only",
-                           "--export", directory] + Self.short)
+  /// Also: `host export` of a saved model, given the run's preset, calibrates on the same Phase 3
+  /// rows as the run's own `--export` and so writes the same bytes.
+  @Test(arguments: ["tuned", "paper"])
+  func theMainRunExportsEachPersonalizedModel(preset: String) throws {
+    let run = try runHost(["--aggregator", "libFedAvg.so", "--baselines", "none", "--no-local-only", "--preset", preset,
+                           "--export", directory, "--out", directory + "/run"] + Self.short)
     #expect(run.status == 0, "\(run.stderr)")
     for device in ["line-fault", "machine-failure"] {
       let bytes = try #require(FileManager.default.contents(atPath: "\(directory)/\(device).tflite"))
@@ -49,6 +52,12 @@ struct PipelineTests {
       let report = try String(contentsOfFile: "\(directory)/\(device)-export.md", encoding: .utf8)
       #expect(report.contains("| INT8 (TFLite, per-channel weights) |") && report.contains("accuracy (test"))
       #expect(run.stderr.contains("[export] \(device): \(directory)/\(device).tflite"))
+
+      let exported = "\(directory)/\(device)-again.tflite"
+      let export = try runHost(["export", "--model", "\(directory)/run/models/personalized-\(device).fhmodel",
+                                "--device", device, "--preset", preset, "--out", exported])
+      #expect(export.status == 0, "\(export.stderr)")
+      #expect(FileManager.default.contents(atPath: exported) == bytes)
     }
   }
 

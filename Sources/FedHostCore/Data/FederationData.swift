@@ -46,6 +46,16 @@ public struct FederationData: Sendable, Equatable {
     }
     return PreparedFederation(devices: devices, pretraining: pretraining, splits: splits, training: training, seed: seed)
   }
+
+  /// `prepare(seed:)` with each device's train part divided among Phases 1/2/3 by `phaseFractions`
+  /// (a run's settings decide these, not the spec's splits alone).
+  public func prepare(seed: UInt64, phaseFractions: [Double]) -> PreparedFederation {
+    var phased = self
+    phased.splits.phase1 = phaseFractions[0]
+    phased.splits.phase2 = phaseFractions[1]
+    phased.splits.phase3 = phaseFractions[2]
+    return phased.prepare(seed: seed)
+  }
 }
 
 /// A phase's rows for meta-learning: support (inner adaptation) and query (outer update).

@@ -75,11 +75,7 @@ public enum Comparison {
     for seed in plan.seeds {
       var settings = plan.settings
       settings.seed = seed
-      var phased = data
-      phased.splits.phase1 = settings.phaseFractions[0]
-      phased.splits.phase2 = settings.phaseFractions[1]
-      phased.splits.phase3 = settings.phaseFractions[2]
-      let federation = try Federation(phased.prepare(seed: seed), settings: settings)
+      let federation = try Federation(data.prepare(seed: seed, phaseFractions: settings.phaseFractions), settings: settings)
       devices = federation.devices.indices.map {
         DeviceInfo(name: federation.devices[$0].name, widthRate: federation.subModels[$0]?.rate ?? 1,
                    parameterCount: federation.architecture(ofDevice: $0).parameterCount)
