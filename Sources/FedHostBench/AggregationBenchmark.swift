@@ -135,19 +135,6 @@ private enum MemoryBandwidth {
   }
 }
 
-/// Median and best of repeated measurements.
-private struct Statistics {
-  let median: Double
-  let best: Double
-
-  init(_ values: [Double], higherIsBetter: Bool) {
-    let sorted = values.sorted()
-    median = sorted.isEmpty ? 0 : sorted.count % 2 == 1 ? sorted[sorted.count / 2]
-      : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    best = (higherIsBetter ? sorted.last : sorted.first) ?? 0
-  }
-}
-
 /// Wall-clock seconds taken by `body` (monotonic clock).
 private func seconds(_ body: () throws -> Void) rethrows -> Double {
   var start = timespec(), end = timespec()

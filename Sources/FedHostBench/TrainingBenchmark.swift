@@ -1,12 +1,15 @@
 import FedHostCore
 import Foundation
 
-/// Batch-1 Adam training of the paper model against the C reference `train_c.c`, compiled and run
-/// in the same process run, interleaved with FedHost's trainer (only same-run ratios mean anything).
+/// Batch-1 Adam training of the paper model against the reference trainers, all run in the same
+/// invocation, interleaved with FedHost's trainer (only same-run ratios mean anything): the C
+/// reference `train_c.c` (compiled here) and the numpy and PyTorch scripts (run unchanged from
+/// .venv-bench, or FEDHOST_BENCH_PYTHON; skipped with the reason when they cannot run).
 enum TrainingBenchmark {
   static let cFlags = ["-O3", "-march=native", "-fno-math-errno"]
   static let cPeer = "C reference train_c.c (gcc -O3 -march=native -fno-math-errno, FTZ=1, fused)"
-  static let referenceSource = "../shared/bench/reference/c/train_c.c"
+  static let referenceFolder = "../shared/bench/reference"
+  static let referenceSource = referenceFolder + "/c/train_c.c"
 
   static func run(quick: Bool) throws -> [BenchmarkRow] {
     let architecture = MLPArchitecture.paper
@@ -25,13 +28,27 @@ enum TrainingBenchmark {
       print("training benchmark: no C peer: \(error)")
     }
     defer { peer?.removeFiles() }
+    func referenceScript(_ label: String, _ name: String, environment: [String: String] = [:]) -> PythonPeer {
+      PythonPeer(label: label, script: referenceFolder + "/" + name, environment: environment,
+                 pythonVariable: "FEDHOST_BENCH_PYTHON", venv: ".venv-bench")
+    }
+    var numpy = referenceScript("numpy np_mlp.py (reference), flat parameter buffer", "np_mlp.py")
+    // REPS=1: one timed epoch per run (after its warm-up epoch); the runs give median and best.
+    var torch = referenceScript("PyTorch torch_bench.py (reference), Adam fused=True", "torch_bench.py",
+                                environment: ["REPS": "1"])
+    // Each script run takes 10–30 s, so they join only the first pairs.
+    let scriptRuns = quick ? 1 : 3
 
     let trainer = MLPTrainer(architecture: architecture)
     var swiftMedians = [Double]()
     var swiftBests = [Double]()
     var peerRuns = [CReference.Run]()
-    for _ in 0..<pairs {
+    for pair in 0..<pairs {
       if let peer { peerRuns.append(try peer.run()) }
+      if pair < scriptRuns {
+        numpy.measure()
+        torch.measure()
+      }
       let parameters = initial.copy()
       _ = try trainer.train(parameters, on: samples, options: options)  // warm-up epoch
       let rates = try (0..<epochsPerRun).map { _ in
@@ -41,24 +58,51 @@ enum TrainingBenchmark {
       swiftBests.append(rates.max()!)
     }
     let swiftMedian = median(swiftMedians)
+    let swiftBest = swiftBests.max()!
+    let trainingName = "batch-1 Adam, paper model, 1 thread"
     var note = "\(sampleCount) samples × \(epochsPerRun) epochs × \(pairs) interleaved runs"
     if !peerRuns.isEmpty {
       let ratios = zip(swiftMedians, peerRuns).map { $0 / $1.medianRate }.sorted()
       note += String(format: "; same-run ratio median %.2f× (range %.2f–%.2f), best vs best %.2f×",
                      median(ratios), ratios.first!, ratios.last!,
-                     swiftBests.max()! / peerRuns.map(\.bestRate).max()!)
+                     swiftBest / peerRuns.map(\.bestRate).max()!)
     }
     var rows = [BenchmarkRow]()
     rows.append(BenchmarkRow(
-      section: "training", name: "batch-1 Adam, paper model, 1 thread", unit: "samples/s",
-      fedhostMedian: swiftMedian, fedhostMin: swiftBests.max()!, peer: peer == nil ? nil : cPeer,
+      section: "training", name: trainingName, unit: "samples/s",
+      fedhostMedian: swiftMedian, fedhostMin: swiftBest, peer: peer == nil ? nil : cPeer,
       peerMedian: peerRuns.isEmpty ? nil : median(peerRuns.map(\.medianRate)), note: note,
       higherIsBetter: true))
+    // numpy's and PyTorch's fastest variants are the peers; the note gives the common one.
+    func scriptRow(_ script: PythonPeer, fastest: String, epochsPerRun: String, common: String,
+                   commonName: String) -> BenchmarkRow {
+      let commonRate = Statistics(script.values([common, "median_rate"]), higherIsBetter: true).median
+      return script.row(
+        section: "training", name: trainingName, unit: "samples/s", fedhostMedian: swiftMedian, fedhostBest: swiftBest,
+        medianPath: [fastest, "median_rate"], bestPath: [fastest, "best_rate"], higherIsBetter: true,
+        detail: "\(script.records.count) run(s) × \(epochsPerRun) of 5000 samples; \(commonName) "
+          + BenchmarkReport.format(commonRate))
+    }
+    rows.append(scriptRow(numpy, fastest: "train_flat", epochsPerRun: "3 epochs", common: "train_perlayer",
+                          commonName: "per-layer Adam variant"))
+    rows.append(scriptRow(torch, fastest: "train_adam_fused", epochsPerRun: "1 epoch", common: "train_adam_default",
+                          commonName: "default torch.optim.Adam"))
     rows.append(try twoThreadRow(samples: samples, initial: initial))
     rows.append(try adamCeilingRow(parameterCount: architecture.parameterCount,
                                    trainingRate: swiftMedian))
-    rows.append(try inferenceRow(samples: samples, parameters: initial, trainer: trainer,
-                                 peerBestMicroseconds: peerRuns.map(\.inferenceMicroseconds).min()))
+    let forwardCalls = min(2_000, samples.count)
+    let forward = Statistics(try forwardMicroseconds(calls: forwardCalls, samples: samples, parameters: initial,
+                                                     trainer: trainer), higherIsBetter: false)
+    let forwardName = "single-sample float32 forward, paper model"
+    let cForward = peerRuns.map(\.inferenceMicroseconds).min()
+    rows.append(BenchmarkRow(
+      section: "inference", name: forwardName, unit: "µs", fedhostMedian: forward.median, fedhostMin: forward.best,
+      peer: cForward == nil ? nil : "C reference forward only (best of its runs)", peerMedian: cForward,
+      note: "\(forwardCalls) calls per repetition", higherIsBetter: false))
+    rows.append(numpy.row(
+      section: "inference", name: forwardName, unit: "µs", fedhostMedian: forward.median, fedhostBest: forward.best,
+      medianPath: ["inference_us_per_sample", "median"], bestPath: ["inference_us_per_sample", "min"],
+      higherIsBetter: false, detail: "np_mlp.py forward, \(numpy.records.count) run(s) × 5 × 2000 calls"))
     return rows
   }
 
@@ -113,9 +157,9 @@ enum TrainingBenchmark {
       higherIsBetter: false)
   }
 
-  private static func inferenceRow(samples: Samples, parameters: ParameterVector,
-                                   trainer: MLPTrainer, peerBestMicroseconds: Double?) throws -> BenchmarkRow {
-    let calls = min(2_000, samples.count)
+  /// FedHost's forward pass per call, µs, over 5 repetitions of `calls` calls after a warm-up.
+  private static func forwardMicroseconds(calls: Int, samples: Samples, parameters: ParameterVector,
+                                          trainer: MLPTrainer) throws -> [Double] {
     var output: Float = 0
     var times = [Double]()
     try samples.features.withUnsafeBufferPointer { features in
@@ -132,11 +176,7 @@ enum TrainingBenchmark {
       }
     }
     times.removeFirst()  // warm-up
-    return BenchmarkRow(
-      section: "inference", name: "single-sample float32 forward, paper model", unit: "µs",
-      fedhostMedian: median(times), fedhostMin: times.min()!,
-      peer: peerBestMicroseconds == nil ? nil : "C reference forward only (best of its runs)",
-      peerMedian: peerBestMicroseconds, note: "\(calls) calls per repetition", higherIsBetter: false)
+    return times
   }
 
   /// Features uniform in ±√3 (unit variance), labels fair coin flips, from a fixed seed.
@@ -182,11 +222,11 @@ private struct CReference {
     directory = FileManager.default.temporaryDirectory
       .appendingPathComponent("fedhost-train-c-\(getpid())")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    let status = try Self.execute("/usr/bin/env", ["gcc"] + TrainingBenchmark.cFlags
+    let compile = try ChildProcess.run("/usr/bin/env", ["gcc"] + TrainingBenchmark.cFlags
       + ["-o", directory.appendingPathComponent("train_c").path, source.path, "-lm"])
-    guard status.code == 0 else {
+    guard compile.status == 0 else {
       removeFiles()
-      throw Unavailable(description: "gcc failed or is missing: \(status.output.prefix(200))")
+      throw Unavailable(description: "gcc failed or is missing: \(compile.output.prefix(200))")
     }
     try Self.initFile(samples: samples, initial: initial)
       .write(to: directory.appendingPathComponent("init.bin"))
@@ -209,9 +249,9 @@ private struct CReference {
   func run() throws -> Run {
     var environment = ProcessInfo.processInfo.environment
     environment["FTZ"] = "1"
-    let result = try Self.execute(directory.appendingPathComponent("train_c").path,
-                                  [directory.appendingPathComponent("init.bin").path],
-                                  environment: environment)
+    let result = try ChildProcess.run(directory.appendingPathComponent("train_c").path,
+                                      [directory.appendingPathComponent("init.bin").path],
+                                      environment: environment)
     guard let train = result.output.split(separator: "\n").first(where: { $0.hasPrefix("[fused] train:") }),
           let median = Self.number(in: train, before: " (median)"),
           let best = Self.number(in: train, before: " samples/s (best)"),
@@ -233,20 +273,5 @@ private struct CReference {
   private static func number(in line: Substring, after marker: String) -> Double? {
     guard let start = line.range(of: marker)?.upperBound else { return nil }
     return Double(line[start...].split(separator: " ").first ?? "")
-  }
-
-  private static func execute(_ path: String, _ arguments: [String],
-                              environment: [String: String]? = nil) throws -> (code: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
   }
 }
