@@ -8,32 +8,48 @@ import Foundation
 /// grows with the client count is one delta (186.5 KB) per client plus its data, since trainer
 /// scratch is per worker.
 enum ScaleBenchmark {
-  /// Each size runs in a child process (`FedHostBench scale-one N`), so its peak RSS is its own.
+  /// Each size runs in a child process (`FedHostBench scale-one N`), so its peak RSS is its own;
+  /// several times (once with `quick`) for the median and best time. The note says how time and
+  /// memory grew from the previous, 10× smaller size.
   static func run(quick: Bool) throws -> [BenchmarkRow] {
     let sizes = quick ? [10, 100, 1_000] : [10, 100, 1_000, 10_000]
-    let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+    let repetitions = quick ? 1 : 3
+    var previous: (clients: Int, seconds: Double, peak: Double)?
     return try sizes.map { clients in
-      let process = Process()
-      process.executableURL = URL(fileURLWithPath: executable)
-      process.arguments = ["scale-one", String(clients)]
-      let output = Pipe()
-      process.standardOutput = output
-      try process.run()
-      let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-      process.waitUntilExit()
-      let fields = text.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-      guard process.terminationStatus == 0, fields.count == 2 else {
-        throw BenchmarkFailure("scale-one \(clients) failed: \(text)")
-      }
-      let (seconds, peak) = (fields[0], fields[1])
+      let runs = try (0..<repetitions).map { _ in try measure(clients: clients) }
+      let times = Statistics(runs.map(\.seconds), higherIsBetter: false)
+      let seconds = times.median
+      let peak = runs.map(\.peak).max()!
       FileHandle.standardError.write(Data("  \(clients) clients: \(String(format: "%.2f", seconds)) s, peak RSS \(Int(peak / 1_048_576)) MiB\n".utf8))
+      var note = String(format: "peak RSS of the process %.0f MiB (%.1f KiB per client); %.2f ms per client",
+                        peak / 1_048_576, peak / 1024 / Double(clients), seconds * 1000 / Double(clients))
+      if let previous {
+        note += String(format: "; ×%.1f time and ×%.1f memory for ×%d clients", seconds / previous.seconds,
+                       peak / previous.peak, clients / previous.clients)
+      }
+      previous = (clients, seconds, peak)
       return BenchmarkRow(
         section: "scale", name: "one FL round, \(clients) clients (train + FedAvg)", unit: "s",
-        fedhostMedian: seconds, fedhostMin: seconds, peer: nil, peerMedian: nil,
-        note: String(format: "peak RSS of the process %.0f MiB (%.1f KiB per client)", peak / 1_048_576,
-                     peak / 1024 / Double(clients)),
-        higherIsBetter: false)
+        fedhostMedian: seconds, fedhostMin: times.best, peer: nil, peerMedian: nil,
+        note: note, higherIsBetter: false)
     }
+  }
+
+  private static func measure(clients: Int) throws -> (seconds: Double, peak: Double) {
+    let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = ["scale-one", String(clients)]
+    let output = Pipe()
+    process.standardOutput = output
+    try process.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    let fields = text.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    guard process.terminationStatus == 0, fields.count == 2 else {
+      throw BenchmarkFailure("scale-one \(clients) failed: \(text)")
+    }
+    return (fields[0], fields[1])
   }
 
   /// Child side: one round with `clients` clients; prints "seconds peak-bytes".
