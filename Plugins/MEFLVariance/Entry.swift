@@ -88,6 +88,10 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
   private var seed: UInt64
   private var roundCount: UInt64 = 0
   private var direction: [Float] = []
+  /// Whether `direction` can serve as the reference (derived, not saved).
+  private var directionHasNonzeroElement = false
+  /// The previous round's direction buffer, reused for the next one (scratch, not saved).
+  private var spareDirection: [Float] = []
   private var clients: [UInt32: ClientRecord] = [:]
   private let shared = Mutex(SharedState())
 
@@ -128,25 +132,44 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
       }
       : []
 
-    // 1–2. Reference direction and floored similarities.
-    let reference = try ScratchBuffer(repeating: Float(0), count: count)
-    if direction.contains(where: { $0 != 0 }) {
-      _ = reference.buffer.update(fromContentsOf: direction)
-    } else {
-      try round.weightedMeanDelta(weights: sampleWeights, into: reference.pointer)
+    // 1–3 in one sweep over the deltas: the comparisons with the reference give the
+    // similarities (and V1's distances); V2's mean deltas are updated block by block while
+    // the block's deltas are in cache. Records are committed only at the end.
+    var records = updates.map { clients[$0.clientID] ?? ClientRecord() }
+    var meanDistances = [SquaredDistanceSum](repeating: SquaredDistanceSum(), count: updates.count)
+    if varianceMode == .v2 {
+      for index in records.indices where records[index].meanDelta.count != count {
+        records[index].meanDelta = [Float](repeating: 0, count: count)
+      }
     }
-    let comparisons = try round.compareUpdates(with: reference.pointer)
+    func updateMeanDeltas(_ block: Range<Int>) {
+      guard varianceMode == .v2 else { return }
+      for index in updates.indices {
+        updateMeanDelta(&records[index].meanDelta, with: updates[index], over: block, adding: &meanDistances[index])
+      }
+    }
+    let measuringDistance = varianceMode == .v1
+    let comparisons = try direction.withUnsafeBufferPointer { direction in
+      if directionHasNonzeroElement, let reference = direction.baseAddress {
+        try round.compareUpdates(with: reference, measuringDistance: measuringDistance, afterEachBlock: updateMeanDeltas)
+      } else {
+        try round.compareUpdatesWithWeightedMean(weights: sampleWeights, measuringDistance: measuringDistance,
+                                                 afterEachBlock: updateMeanDeltas)
+      }
+    }
     let similarities = comparisons.map { max($0.cosine, similarityFloor) }
 
-    // 3–4. Variance observations and their per-client EMAs (committed only at the end).
-    var records = updates.map { clients[$0.clientID] ?? ClientRecord() }
+    // 3–4. Variance observations and their per-client EMAs.
     for (index, update) in updates.enumerated() {
       let observation: Double
       switch varianceMode {
       case .v1:
         observation = comparisons[index].squaredDistance / Double(max(comparisons[index].coveredCount, 1))
       case .v2:
-        observation = try updateMeanDelta(&records[index].meanDelta, with: update, count: count)
+        guard meanDistances[index].sum.isFinite else {
+          throw PluginFailure.numeric("client \(update.clientID): the distance to its mean delta is not finite")
+        }
+        observation = meanDistances[index].mean
       case .v3:
         observation = reportedVariances[index]
       }
@@ -170,29 +193,42 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
       host.log(.warn, "round \(round.round): EOA weights sum to \(total); using FedAvg weights")
       weights = sampleWeights
     }
-
-    // 7. Aggregated delta and the server step.
-    let step = try ScratchBuffer(repeating: Float(0), count: count)
-    try round.weightedMeanDelta(weights: weights, into: step.pointer)
-    let learningRate = Float(serverLearningRate)
-    var check: Float = 0
-    for index in 0..<count {
-      round.output[index] = round.global[index].addingProduct(learningRate, step.pointer[index])
-      check += round.output[index] - round.output[index]
-    }
-    guard !check.isNaN else { throw round.nonFiniteFailure() }
-
     let newAlpha = try alphaAfterRound(updates: updates, weights: weights, count: count)
 
-    // Commit: 8. the direction EMA (after aggregation, A3), the records, α, the round.
-    if direction.isEmpty {
-      direction = Array(step.buffer)
-    } else {
-      for index in 0..<count {
-        direction[index] = Float(directionDecay * Double(direction[index])
-                                 + (1 - directionDecay) * Double(step.pointer[index]))
+    // 7–8 in the second sweep: D_Δ block by block, applied to the output and folded into
+    // the next direction (A3: after aggregation) right away. The next direction is written
+    // into the previous round's buffer, so no round allocates (and faults in) a new one.
+    var nextDirection: [Float] = []
+    swap(&nextDirection, &spareDirection)
+    if nextDirection.count != count { nextDirection = [Float](repeating: 0, count: count) }
+    let sum = try WeightedDeltaSum(updates, weights: weights)
+    let step = try ScratchBuffer(repeating: Float(0), count: min(count, WeightedDeltaSum.blockSize))
+    var nonFinite = SIMD8<Float>()
+    var nonzero = false
+    direction.withUnsafeBufferPointer { direction in
+      nextDirection.withUnsafeMutableBufferPointer { nextDirection in
+        guard let next = nextDirection.baseAddress else { return }
+        // The first direction is D itself: 0·D + 1·D, exactly D when D is finite (and when
+        // it is not, the round fails).
+        let previous = direction.isEmpty ? nil : direction.baseAddress
+        for block in elementBlocks(count: count, length: WeightedDeltaSum.blockSize) {
+          nonFinite += sum.computeBlock(block, base: nil, scale: 1, into: step.pointer)
+          let applied = applyStep(step.pointer, global: round.global + block.lowerBound,
+                                  output: round.output + block.lowerBound,
+                                  direction: previous.map { $0 + block.lowerBound } ?? UnsafePointer(step.pointer),
+                                  decay: previous == nil ? 0 : directionDecay,
+                                  nextDirection: next + block.lowerBound, count: block.count)
+          nonFinite += applied.nonFinite
+          nonzero = nonzero || applied.nonzero
+        }
       }
     }
+    guard !nonFinite.sum().isNaN else { throw round.nonFiniteFailure() }
+
+    // Commit: the direction, the records, α, the round.
+    spareDirection = direction
+    direction = nextDirection
+    directionHasNonzeroElement = nonzero
     for (update, record) in zip(updates, records) { clients[update.clientID] = record }
     shared.withLock { state in
       if let newAlpha { state.alpha = newAlpha }
@@ -202,22 +238,69 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
     round.reportWeights(weights)
   }
 
-  /// V2: μ ← λμ + (1−λ)Δ on the covered elements; returns ‖Δ − μ‖²/d_k over them.
-  private func updateMeanDelta(_ mean: inout [Float], with update: ClientUpdateView, count: Int) throws -> Double {
-    if mean.count != count { mean = [Float](repeating: 0, count: count) }
-    var squaredDistance = 0.0
-    var covered = 0
-    for index in 0..<count where update.coverage.map({ $0[index] != 0 }) ?? true {
+  /// One block of the server step: output = global + η_g·D (a Float FMA per element) and the
+  /// next direction β m + (1−β) D, in Double.
+  /// - Returns: lanes that are NaN iff some output is not finite; whether the next direction
+  ///   has a nonzero element.
+  private func applyStep(_ step: UnsafePointer<Float>, global: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                         direction: UnsafePointer<Float>, decay: Double, nextDirection: UnsafeMutablePointer<Float>,
+                         count: Int) -> (nonFinite: SIMD8<Float>, nonzero: Bool)
+  {
+    let learningRate = SIMD8<Float>(repeating: Float(serverLearningRate))
+    let decays = SIMD8<Double>(repeating: decay), complements = SIMD8<Double>(repeating: 1 - decay)
+    var check = SIMD8<Float>()
+    var nonzero = SIMDMask<SIMD8<Int32>>()
+    /// The output and the next direction of eight elements.
+    func apply(_ delta: SIMD8<Float>, _ global: SIMD8<Float>, _ previous: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+      let result = global.addingProduct(learningRate, delta)
+      let next = SIMD8<Float>(decays * SIMD8<Double>(previous) + complements * SIMD8<Double>(delta))
+      check += result - result
+      nonzero .|= next .!= 0
+      return (result, next)
+    }
+    func load(_ source: UnsafePointer<Float>, _ index: Int) -> SIMD8<Float> {
+      UnsafeRawPointer(source + index).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    var index = 0
+    while index + 8 <= count {
+      let (result, next) = apply(load(step, index), load(global, index), load(direction, index))
+      UnsafeMutableRawPointer(output + index).storeBytes(of: result, as: SIMD8<Float>.self)
+      UnsafeMutableRawPointer(nextDirection + index).storeBytes(of: next, as: SIMD8<Float>.self)
+      index += 8
+    }
+    // The last one to seven elements, zero-padded (zeros change neither result).
+    if index < count {
+      func padded(_ source: UnsafePointer<Float>) -> SIMD8<Float> {
+        var values = SIMD8<Float>()
+        for lane in 0..<(count - index) { values[lane] = source[index + lane] }
+        return values
+      }
+      let (result, next) = apply(padded(step), padded(global), padded(direction))
+      for lane in 0..<(count - index) {
+        output[index + lane] = result[lane]
+        nextDirection[index + lane] = next[lane]
+      }
+    }
+    return (check, any(nonzero))
+  }
+
+  /// Σ‖Δ − μ‖² and the number of elements behind it, over the blocks seen so far.
+  private struct SquaredDistanceSum {
+    var sum = 0.0
+    var count = 0
+    var mean: Double { sum / Double(max(count, 1)) }
+  }
+
+  /// V2 on one block: μ ← λμ + (1−λ)Δ on the covered elements; adds ‖Δ − μ‖² there to `distance`.
+  private func updateMeanDelta(_ mean: inout [Float], with update: ClientUpdateView, over block: Range<Int>,
+                               adding distance: inout SquaredDistanceSum) {
+    for index in block where update.coverage.map({ $0[index] != 0 }) ?? true {
       let delta = Double(update.delta[index])
       let updated = meanDecay * Double(mean[index]) + (1 - meanDecay) * delta
       mean[index] = Float(updated)
-      squaredDistance += (delta - updated) * (delta - updated)
-      covered += 1
+      distance.sum += (delta - updated) * (delta - updated)
+      distance.count += 1
     }
-    guard squaredDistance.isFinite else {
-      throw PluginFailure.numeric("client \(update.clientID): the delta is not finite")
-    }
-    return squaredDistance / Double(max(covered, 1))
   }
 
   /// α − η_g·β_loc·Σ_k q̃_k G_α,k over this round's clients that sent G_α; nil if none did.
@@ -363,6 +446,7 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
     seed = loadedSeed
     roundCount = loadedRound
     direction = loadedDirection
+    directionHasNonzeroElement = loadedDirection.contains { $0 != 0 }
     clients = loadedClients
     shared.withLock { $0 = SharedState(alpha: loadedAlpha, pendingAlphaGradients: loadedPending) }
   }
