@@ -92,6 +92,8 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
   private var directionHasNonzeroElement = false
   /// The previous round's direction buffer, reused for the next one (scratch, not saved).
   private var spareDirection: [Float] = []
+  /// V2: the μ_k arrays the previous round replaced, reused for the next one (not saved).
+  private var spareMeanDeltas: [[Float]] = []
   private var clients: [UInt32: ClientRecord] = [:]
   private let shared = Mutex(SharedState())
 
@@ -136,16 +138,23 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
     // similarities (and V1's distances); V2's mean deltas are updated block by block while
     // the block's deltas are in cache. Records are committed only at the end.
     var records = updates.map { clients[$0.clientID] ?? ClientRecord() }
+    // V2: each μ_k is updated into another array (every element is written) that the record
+    // adopts when the round commits, so a failed round leaves the old one; a client's first
+    // μ_k is 0. The arrays come from the spares the previous round gave back.
+    var nextMeanDeltas = varianceMode == .v2 ? updates.map { _ in takeSpareMeanDelta(count: count) } : []
     var meanDistances = [SquaredDistanceSum](repeating: SquaredDistanceSum(), count: updates.count)
-    if varianceMode == .v2 {
-      for index in records.indices where records[index].meanDelta.count != count {
-        records[index].meanDelta = [Float](repeating: 0, count: count)
-      }
-    }
+    let zeros = try ScratchBuffer(repeating: Float(0), count: varianceMode == .v2 ? WeightedDeltaSum.blockSize : 0)
     func updateMeanDeltas(_ block: Range<Int>) {
       guard varianceMode == .v2 else { return }
       for index in updates.indices {
-        updateMeanDelta(&records[index].meanDelta, with: updates[index], over: block, adding: &meanDistances[index])
+        records[index].meanDelta.withUnsafeBufferPointer { old in
+          nextMeanDeltas[index].withUnsafeMutableBufferPointer { next in
+            guard let next = next.baseAddress else { return }
+            let previous = old.count == count ? old.baseAddress.map { $0 + block.lowerBound } : nil
+            updateMeanDelta(from: previous ?? UnsafePointer(zeros.pointer), into: next + block.lowerBound,
+                            with: updates[index], over: block, adding: &meanDistances[index])
+          }
+        }
       }
     }
     let measuringDistance = varianceMode == .v1
@@ -229,7 +238,13 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
     spareDirection = direction
     direction = nextDirection
     directionHasNonzeroElement = nonzero
-    for (update, record) in zip(updates, records) { clients[update.clientID] = record }
+    for (index, update) in updates.enumerated() {
+      if varianceMode == .v2 {
+        if records[index].meanDelta.count == count { spareMeanDeltas.append(records[index].meanDelta) }
+        records[index].meanDelta = nextMeanDeltas[index]
+      }
+      clients[update.clientID] = records[index]
+    }
     shared.withLock { state in
       if let newAlpha { state.alpha = newAlpha }
       state.pendingAlphaGradients.removeAll()
@@ -284,23 +299,71 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
     return (check, any(nonzero))
   }
 
-  /// Σ‖Δ − μ‖² and the number of elements behind it, over the blocks seen so far.
+  /// A μ_k array of `count` floats to overwrite: a spare, or a new one.
+  private func takeSpareMeanDelta(count: Int) -> [Float] {
+    while let spare = spareMeanDeltas.popLast() {
+      if spare.count == count { return spare }
+    }
+    return [Float](repeating: 0, count: count)
+  }
+
+  /// Σ‖Δ − μ‖² over the covered elements of the blocks seen so far, in four lanes (element
+  /// e into lane e mod 4; blocks start at multiples of 4), and how many elements that is.
   private struct SquaredDistanceSum {
-    var sum = 0.0
+    var lanes = SIMD4<Double>()
     var count = 0
+    var sum: Double { lanes[0] + lanes[1] + lanes[2] + lanes[3] }
     var mean: Double { sum / Double(max(count, 1)) }
   }
 
-  /// V2 on one block: μ ← λμ + (1−λ)Δ on the covered elements; adds ‖Δ − μ‖² there to `distance`.
-  private func updateMeanDelta(_ mean: inout [Float], with update: ClientUpdateView, over block: Range<Int>,
+  /// V2 on one block: μ ← λμ + (1−λ)Δ on the covered elements (in Double, rounded to Float),
+  /// from `previous` into `next` (both at the block's first element); adds ‖Δ − μ‖² there,
+  /// with the updated μ before rounding, to `distance`.
+  private func updateMeanDelta(from previous: UnsafePointer<Float>, into next: UnsafeMutablePointer<Float>,
+                               with update: ClientUpdateView, over block: Range<Int>,
                                adding distance: inout SquaredDistanceSum) {
-    for index in block where update.coverage.map({ $0[index] != 0 }) ?? true {
-      let delta = Double(update.delta[index])
-      let updated = meanDecay * Double(mean[index]) + (1 - meanDecay) * delta
-      mean[index] = Float(updated)
-      distance.sum += (delta - updated) * (delta - updated)
-      distance.count += 1
+    let decay = SIMD4<Double>(repeating: meanDecay), complement = SIMD4<Double>(repeating: 1 - meanDecay)
+    let delta = UnsafeRawPointer(update.delta + block.lowerBound)
+    let coverage = update.coverage.map { UnsafeRawPointer($0 + block.lowerBound) }
+    let previous = UnsafeRawPointer(previous), next = UnsafeMutableRawPointer(next)
+    var lanes = distance.lanes
+    var covered = SIMD4<Int64>()
+    /// The new μ of four elements; `ones` is 1 where an element is covered, else 0 (its Δ
+    /// may be NaN, or it is padding).
+    func updated(_ values: SIMD4<Double>, _ previous: SIMD4<Float>, _ ones: SIMD4<Int64>) -> SIMD4<Float> {
+      let updated = decay * SIMD4<Double>(previous) + complement * values
+      let difference = SIMD4<Double>().replacing(with: values - updated, where: ones .!= 0)
+      lanes = lanes.addingProduct(difference, difference)
+      covered &+= ones
+      return SIMD4<Float>(updated).replacing(with: previous, where: SIMD4<Int32>(truncatingIfNeeded: ones) .== 0)
     }
+    func isCovered(_ index: Int) -> Bool { coverage.map { $0.load(fromByteOffset: index, as: UInt8.self) != 0 } ?? true }
+    let quads = block.count & ~3
+    var index = 0
+    while index < quads {
+      var ones = SIMD4<Int64>(repeating: 1)
+      if let coverage {
+        let flags = SIMD4<Int64>(truncatingIfNeeded: coverage.loadUnaligned(fromByteOffset: index, as: SIMD4<UInt8>.self))
+        ones.replace(with: 0, where: flags .== 0)
+      }
+      let mean = updated(SIMD4<Double>(delta.loadUnaligned(fromByteOffset: index * 4, as: SIMD4<Float>.self)),
+                         previous.loadUnaligned(fromByteOffset: index * 4, as: SIMD4<Float>.self), ones)
+      next.storeBytes(of: mean, toByteOffset: index * 4, as: SIMD4<Float>.self)
+      index += 4
+    }
+    if quads < block.count {
+      // The last one to three elements, zero-padded; the padding counts as not covered.
+      var values = SIMD4<Double>(), means = SIMD4<Float>(), ones = SIMD4<Int64>()
+      for lane in 0..<(block.count - quads) {
+        values[lane] = Double(delta.load(fromByteOffset: (quads + lane) * 4, as: Float.self))
+        means[lane] = previous.load(fromByteOffset: (quads + lane) * 4, as: Float.self)
+        ones[lane] = isCovered(quads + lane) ? 1 : 0
+      }
+      let mean = updated(values, means, ones)
+      for lane in 0..<(block.count - quads) { next.storeBytes(of: mean[lane], toByteOffset: (quads + lane) * 4, as: Float.self) }
+    }
+    distance.lanes = lanes
+    distance.count += Int(covered.wrappedSum())
   }
 
   /// α − η_g·β_loc·Σ_k q̃_k G_α,k over this round's clients that sent G_α; nil if none did.
@@ -315,11 +378,24 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
     let weightTotal = contributors.reduce(0) { $0 + $1.0 }
     guard weightTotal > 0 else { return nil }
     let scale = serverLearningRate * Double(metaLearningRate) / weightTotal
-    var updated = alpha
-    for index in 0..<count {
-      var sum = 0.0
-      for (weight, gradient) in contributors { sum += weight * Double(gradient[index]) }
-      updated[index] = Float(Double(alpha[index]) - scale * sum)
+    // Block by block, so that the loops over elements vectorize and the contributors'
+    // gradients stream; per element the same sum as before: from 0, in update order.
+    let blockLength = min(count, WeightedDeltaSum.blockSize)
+    let sums = try ScratchBuffer(repeating: 0.0, count: blockLength)
+    let updated = alpha.withUnsafeBufferPointer { alpha in
+      [Float](unsafeUninitializedCapacity: count) { updated, initializedCount in
+        for block in elementBlocks(count: count, length: blockLength) {
+          let sum = sums.pointer, start = block.lowerBound
+          sum.update(repeating: 0, count: block.count)
+          for (weight, gradient) in contributors {
+            gradient.withUnsafeBufferPointer { gradient in
+              for offset in 0..<block.count { sum[offset] += weight * Double(gradient[start + offset]) }
+            }
+          }
+          for offset in 0..<block.count { updated[start + offset] = Float(Double(alpha[start + offset]) - scale * sum[offset]) }
+        }
+        initializedCount = count
+      }
     }
     guard updated.allSatisfy(\.isFinite) else {
       throw PluginFailure.numeric("round \(roundCount): the learning-rate vector alpha would not be finite")

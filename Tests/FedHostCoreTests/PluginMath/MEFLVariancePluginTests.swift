@@ -257,6 +257,47 @@ struct MEFLVariancePluginTests {
     expectClose(try train(plugin, client, from: [1, 2]), [1.025, 2.9])
   }
 
+  /// The α step over several element blocks and five clients, against the formula in
+  /// Double: one inner step on full batches gives G_α,k = −G_θ,k ⊙ g_k with g_k = θ − c_s,k
+  /// and G_θ,k = θ − α⊙g_k − c_q,k; α' = α − η_g·β_loc·Σ_k q_k G_α,k (every client sent one).
+  /// α' then shows in the next training: θ' = θ − β_loc·(θ − α'⊙g_0 − c_q,0).
+  @Test func alphaStepAcrossBlocksMatchesTheFormula() throws {
+    var random = TestRandom(seed: 61)
+    let count = 20_003, beta = 0.5, alpha = 0.1
+    let plugin = try PluginFixture.instance(
+      "MEFLVariance", #"{"inner_steps": 1, "alpha_init": 0.1, "meta_learning_rate": 0.5, "variance_mode": "v3"}"#)
+    let clients = (0..<5).map { _ in
+      QuadraticClient(support: (0..<3).map { _ in random.vector(count) }, query: (0..<2).map { _ in random.vector(count) })
+    }
+    let theta = random.vector(count)
+    func mean(_ rows: [[Float]]) -> [Double] {
+      (0..<count).map { index in Double(rows.reduce(0) { $0 + $1[index] } / Float(rows.count)) }
+    }
+    var updates: [ClientUpdate] = []
+    for (index, client) in clients.enumerated() {
+      let trained = try train(plugin, client, id: UInt32(index), from: theta)
+      updates.append(PluginFixture.update(UInt32(index), zip(trained, theta).map(-), samples: 3,
+                                          metrics: ["grad_var": Double(index + 1) * 0.01]))
+    }
+    let q = try PluginFixture.aggregate(plugin, global: theta, updates).weights
+
+    var newAlpha = [Double](repeating: alpha, count: count)
+    for (weight, client) in zip(q, clients) {
+      let support = mean(client.support), query = mean(client.query)
+      for index in 0..<count {
+        let g = Double(theta[index]) - support[index]
+        let thetaGradient = Double(theta[index]) - alpha * g - query[index]
+        newAlpha[index] -= beta * weight * -(thetaGradient * g)
+      }
+    }
+    let support = mean(clients[0].support), query = mean(clients[0].query)
+    let expected = (0..<count).map { index -> Double in
+      let g = Double(theta[index]) - support[index]
+      return Double(theta[index]) - beta * (Double(theta[index]) - Double(Float(newAlpha[index])) * g - query[index])
+    }
+    expectClose(try train(plugin, clients[0], from: theta), expected, tolerance: 1e-5)
+  }
+
   @Test func gradientVarianceOfTwoInnerStepsByHand() throws {
     let plugin = try PluginFixture.instance(
       "MEFLVariance", #"{"inner_steps": 2, "alpha_init": 0.1, "variance_mode": "v3"}"#)
