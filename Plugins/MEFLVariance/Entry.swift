@@ -126,6 +126,8 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
       throw PluginFailure.invalid("n_params changed from \(direction.count) to \(count) between rounds")
     }
     let sampleWeights = FederatedAveraging.sampleWeights(updates)
+    // The longest block either sweep uses (scratch sizes).
+    let scratchLength = blockLength(preferred: WeightedDeltaSum.blockSize, count: count)
     let reportedVariances = try varianceMode == .v3
       ? updates.map { update -> Double in
         let value = try update.requiredMetric(Self.gradientVarianceMetric)
@@ -143,7 +145,7 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
     // μ_k is 0. The arrays come from the spares the previous round gave back.
     var nextMeanDeltas = varianceMode == .v2 ? updates.map { _ in takeSpareMeanDelta(count: count) } : []
     var meanDistances = [SquaredDistanceSum](repeating: SquaredDistanceSum(), count: updates.count)
-    let zeros = try ScratchBuffer(repeating: Float(0), count: varianceMode == .v2 ? WeightedDeltaSum.blockSize : 0)
+    let zeros = try ScratchBuffer(repeating: Float(0), count: varianceMode == .v2 ? scratchLength : 0)
     func updateMeanDeltas(_ block: Range<Int>) {
       guard varianceMode == .v2 else { return }
       for index in updates.indices {
@@ -210,8 +212,8 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
     var nextDirection: [Float] = []
     swap(&nextDirection, &spareDirection)
     if nextDirection.count != count { nextDirection = [Float](repeating: 0, count: count) }
-    let sum = try WeightedDeltaSum(updates, weights: weights)
-    let step = try ScratchBuffer(repeating: Float(0), count: min(count, WeightedDeltaSum.blockSize))
+    let sum = try WeightedDeltaSum(updates, weights: weights, maxBlockLength: scratchLength)
+    let step = try ScratchBuffer(repeating: Float(0), count: scratchLength)
     var nonFinite = SIMD8<Float>()
     var nonzero = false
     direction.withUnsafeBufferPointer { direction in
@@ -220,7 +222,7 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
         // The first direction is D itself: 0·D + 1·D, exactly D when D is finite (and when
         // it is not, the round fails).
         let previous = direction.isEmpty ? nil : direction.baseAddress
-        for block in elementBlocks(count: count, length: WeightedDeltaSum.blockSize) {
+        for block in elementBlocks(count: count, length: scratchLength) {
           nonFinite += sum.computeBlock(block, base: nil, scale: 1, into: step.pointer)
           let applied = applyStep(step.pointer, global: round.global + block.lowerBound,
                                   output: round.output + block.lowerBound,
@@ -380,11 +382,11 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
     let scale = serverLearningRate * Double(metaLearningRate) / weightTotal
     // Block by block, so that the loops over elements vectorize and the contributors'
     // gradients stream; per element the same sum as before: from 0, in update order.
-    let blockLength = min(count, WeightedDeltaSum.blockSize)
-    let sums = try ScratchBuffer(repeating: 0.0, count: blockLength)
+    let length = blockLength(preferred: WeightedDeltaSum.blockSize, count: count)
+    let sums = try ScratchBuffer(repeating: 0.0, count: length)
     let updated = alpha.withUnsafeBufferPointer { alpha in
       [Float](unsafeUninitializedCapacity: count) { updated, initializedCount in
-        for block in elementBlocks(count: count, length: blockLength) {
+        for block in elementBlocks(count: count, length: length) {
           let sum = sums.pointer, start = block.lowerBound
           sum.update(repeating: 0, count: block.count)
           for (weight, gradient) in contributors {

@@ -48,12 +48,13 @@ extension AggregationRound {
                                              afterEachBlock: (Range<Int>) throws -> Void = { _ in })
     throws -> [DeltaComparison]
   {
-    let blockLength = DeltaComparisons.cacheResidentBlockLength(clients: updates.count)
-    let mean = try WeightedDeltaSum(updates, weights: weights, maxBlockLength: blockLength)
-    let meanBlock = try ScratchBuffer(repeating: Float(0), count: blockLength)
+    let length = blockLength(preferred: DeltaComparisons.cacheResidentBlockLength(clients: updates.count),
+                             count: parameterCount)
+    let mean = try WeightedDeltaSum(updates, weights: weights, maxBlockLength: length)
+    let meanBlock = try ScratchBuffer(repeating: Float(0), count: length)
     var comparisons = DeltaComparisons(updates, measuringDistance: measuringDistance)
     var nonFinite = SIMD8<Float>()
-    for block in elementBlocks(count: parameterCount, length: blockLength) {
+    for block in elementBlocks(count: parameterCount, length: length) {
       nonFinite += mean.computeBlock(block, base: nil, scale: 1, into: meanBlock.pointer)
       comparisons.add(block, reference: meanBlock.pointer)
       try afterEachBlock(block)

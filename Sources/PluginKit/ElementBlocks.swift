@@ -6,3 +6,9 @@
 public func elementBlocks(count: Int, length: Int) -> [Range<Int>] {
   stride(from: 0, to: count, by: length).map { $0..<min($0 + length, count) }
 }
+
+/// The block length for a vector of `count` elements: `preferred`, or the whole vector when
+/// it is shorter (at least 1), so that a small model gets small scratch buffers.
+public func blockLength(preferred: Int, count: Int) -> Int {
+  max(1, min(preferred, count))
+}

@@ -51,9 +51,10 @@ public struct WeightedDeltaSum {
   public static func compute(_ updates: [ClientUpdateView], weights: [Double], count: Int,
                              base: UnsafePointer<Float>?, scale: Double,
                              into out: UnsafeMutablePointer<Float>) throws -> Bool {
-    let sum = try WeightedDeltaSum(updates, weights: weights)
+    let length = blockLength(preferred: blockSize, count: count)
+    let sum = try WeightedDeltaSum(updates, weights: weights, maxBlockLength: length)
     var nonFinite = SIMD8<Float>()
-    for block in elementBlocks(count: count, length: blockSize) {
+    for block in elementBlocks(count: count, length: length) {
       nonFinite += sum.computeBlock(block, base: base.map { $0 + block.lowerBound }, scale: scale,
                                     into: out + block.lowerBound)
     }
