@@ -145,7 +145,7 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
     // μ_k is 0. The arrays come from the spares the previous round gave back.
     var nextMeanDeltas = varianceMode == .v2 ? updates.map { _ in takeSpareMeanDelta(count: count) } : []
     var meanDistances = [SquaredDistanceSum](repeating: SquaredDistanceSum(), count: updates.count)
-    let zeros = try ScratchBuffer(repeating: Float(0), count: varianceMode == .v2 ? scratchLength : 0)
+    let initialMeanBlock = try ScratchBuffer(repeating: Float(0), count: varianceMode == .v2 ? scratchLength : 0)
     func updateMeanDeltas(_ block: Range<Int>) {
       guard varianceMode == .v2 else { return }
       for index in updates.indices {
@@ -153,7 +153,7 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
           nextMeanDeltas[index].withUnsafeMutableBufferPointer { next in
             guard let next = next.baseAddress else { return }
             let previous = old.count == count ? old.baseAddress.map { $0 + block.lowerBound } : nil
-            updateMeanDelta(from: previous ?? UnsafePointer(zeros.pointer), into: next + block.lowerBound,
+            updateMeanDelta(from: previous ?? UnsafePointer(initialMeanBlock.pointer), into: next + block.lowerBound,
                             with: updates[index], over: block, adding: &meanDistances[index])
           }
         }
