@@ -61,10 +61,10 @@ final class SimilarityAwarePlugin: FedHostPlugin {
       }
       return 1 / (1 + loss)
     }
-    let meanDelta = try ScratchBuffer(repeating: Float(0), count: round.parameterCount)
+    // Two sweeps over the deltas: the mean and the cosines together, then the weighted sum.
     let uniform = [Double](repeating: 1 / Double(round.updates.count), count: round.updates.count)
-    try round.weightedMeanDelta(weights: uniform, into: meanDelta.pointer)
-    let similarities = try round.compareUpdates(with: meanDelta.pointer).map(\.cosine)
+    let similarities = try round.compareUpdatesWithWeightedMean(weights: uniform, measuringDistance: false)
+      .map(\.cosine)
 
     let rawWeights = zip(scores, similarities).map { score, cosine in score * max(similarityFloor, cosine) }
     let total = rawWeights.reduce(0, +)

@@ -4,14 +4,11 @@
 /// Used for cosine similarities (Fed-Meta-Align, MEFL) and variance observations (MEFL).
 /// Elements a client does not cover are left out of every sum, so a sub-model client is
 /// compared with the reference on its own sub-model only.
-///
-/// Summation order: eight Double lanes (element e goes to lane e mod 8 within each chunk of
-/// eight), lanes added in lane order, then the tail elements in order. Deterministic.
 public struct DeltaComparison: Sendable {
   public var dot = 0.0
   public var deltaSquaredNorm = 0.0
   public var referenceSquaredNorm = 0.0
-  /// ‖delta − reference‖² over the covered elements.
+  /// ‖delta − reference‖² over the covered elements (0 unless it was asked for).
   public var squaredDistance = 0.0
   /// Elements the client covers (the length of the compared vectors).
   public var coveredCount = 0
@@ -26,50 +23,266 @@ public struct DeltaComparison: Sendable {
   public var isFinite: Bool {
     dot.isFinite && deltaSquaredNorm.isFinite && referenceSquaredNorm.isFinite && squaredDistance.isFinite
   }
+}
 
-  /// Compares `update`'s delta with `reference` (`count` floats).
-  public init(_ update: ClientUpdateView, reference: UnsafePointer<Float>, count: Int) {
-    var dots = SIMD8<Double>(), deltaSquares = SIMD8<Double>(), referenceSquares = SIMD8<Double>()
-    var distances = SIMD8<Double>(), covered = SIMD8<Int64>()
-    let deltaBytes = UnsafeRawPointer(update.delta)
-    let referenceBytes = UnsafeRawPointer(reference)
-    var index = 0
-    while index + 8 <= count {
-      var delta = SIMD8<Double>(deltaBytes.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self))
-      var target = SIMD8<Double>(referenceBytes.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self))
-      if let coverage = update.coverage {
-        let flags = UnsafeRawPointer(coverage).loadUnaligned(fromByteOffset: index, as: SIMD8<UInt8>.self)
-        let mask = SIMD8<Int64>(truncatingIfNeeded: flags) .!= 0
-        delta = SIMD8<Double>().replacing(with: delta, where: mask)
-        target = SIMD8<Double>().replacing(with: target, where: mask)
-        covered &+= SIMD8<Int64>().replacing(with: 1, where: mask)
+extension AggregationRound {
+  /// Compares every update with `reference` (`parameterCount` floats) in one sweep over the
+  /// deltas. `afterEachBlock` runs on each block of elements right after it was compared,
+  /// while the block's deltas are still in cache. `measuringDistance` adds ‖Δ − reference‖².
+  /// `FHP_E_NUMERIC` naming the client if a sum is not finite.
+  public func compareUpdates(with reference: UnsafePointer<Float>, measuringDistance: Bool,
+                             afterEachBlock: (Range<Int>) throws -> Void = { _ in }) throws -> [DeltaComparison] {
+    var comparisons = DeltaComparisons(updates, measuringDistance: measuringDistance)
+    for block in elementBlocks(count: parameterCount, length: WeightedDeltaSum.blockSize) {
+      comparisons.add(block, reference: reference + block.lowerBound)
+      try afterEachBlock(block)
+    }
+    return try finiteResults(comparisons)
+  }
+
+  /// Compares every update with the weighted mean of the deltas (per element over the
+  /// covering clients, rounded to Float, 0 where nobody covers) without a pass of its own:
+  /// each block's mean is formed, then the same block's deltas, still in cache, are compared
+  /// with it. Otherwise as `compareUpdates(with:measuringDistance:afterEachBlock:)`.
+  public func compareUpdatesWithWeightedMean(weights: [Double], measuringDistance: Bool,
+                                             afterEachBlock: (Range<Int>) throws -> Void = { _ in })
+    throws -> [DeltaComparison]
+  {
+    let length = blockLength(preferred: DeltaComparisons.cacheResidentBlockLength(clients: updates.count),
+                             count: parameterCount)
+    let mean = try WeightedDeltaSum(updates, weights: weights, maxBlockLength: length)
+    let meanBlock = try ScratchBuffer(repeating: Float(0), count: length)
+    var comparisons = DeltaComparisons(updates, measuringDistance: measuringDistance)
+    var nonFinite = SIMD8<Float>()
+    for block in elementBlocks(count: parameterCount, length: length) {
+      nonFinite += mean.computeBlock(block, base: nil, scale: 1, into: meanBlock.pointer)
+      comparisons.add(block, reference: meanBlock.pointer)
+      try afterEachBlock(block)
+    }
+    guard !nonFinite.sum().isNaN else { throw nonFiniteFailure() }
+    return try finiteResults(comparisons)
+  }
+
+  private func finiteResults(_ comparisons: DeltaComparisons) throws -> [DeltaComparison] {
+    let results = comparisons.results
+    guard results.allSatisfy(\.isFinite) else { throw nonFiniteFailure() }
+    return results
+  }
+}
+
+/// The running sums behind `DeltaComparison` for every update, fed block by block (`add`),
+/// so that the reference block can be made just before (a mean of the same block) and the
+/// block's deltas reused just after, while they are in cache.
+///
+/// Summation order: every quantity is accumulated in Double by fused multiply-adds into four
+/// lanes, element e into lane e mod 4 in increasing e, and the lanes are added in lane order
+/// at the end. Blocks start at multiples of 4, so the result does not depend on how the
+/// elements are cut into blocks, nor on how the clients are grouped: deterministic.
+///
+/// Speed: clients without a mask are compared four at a time, sharing the reference loads.
+/// Four lanes (not eight) keep four clients' dot, ‖Δ‖² and distance sums in the 16 AVX2
+/// registers; with eight lanes they spilled and the pass was ~1.5× slower. The reference's
+/// own norm is the same for every unmasked client and is summed once.
+struct DeltaComparisons {
+  private let updates: [ClientUpdateView]
+  private let measuresDistance: Bool
+  /// Indices into `updates` of the clients without a coverage mask, and with one.
+  private let unmasked: [Int]
+  private let masked: [Int]
+  private var lanes: [Lanes]
+  /// ‖reference‖² over every element so far: the reference norm of every unmasked client.
+  private var referenceSquares = SIMD4<Double>()
+  private var elementCount = 0
+
+  init(_ updates: [ClientUpdateView], measuringDistance: Bool) {
+    self.updates = updates
+    measuresDistance = measuringDistance
+    unmasked = updates.indices.filter { updates[$0].coverage == nil }
+    masked = updates.indices.filter { updates[$0].coverage != nil }
+    lanes = Array(repeating: Lanes(), count: updates.count)
+  }
+
+  /// Block length for a fused sweep: every client's slice of a block (4 MiB in all, an
+  /// eighth of the L3) must still be cached when the block is compared; at most the
+  /// aggregation kernel's block.
+  static func cacheResidentBlockLength(clients: Int) -> Int {
+    let budget = 4 << 20
+    return min(WeightedDeltaSum.blockSize, max(64, budget / (4 * max(clients, 1)) / 64 * 64))
+  }
+
+  /// Adds the elements of `block` (starting at a multiple of 4); `reference` points at the
+  /// reference's element `block.lowerBound`.
+  mutating func add(_ block: Range<Int>, reference: UnsafePointer<Float>) {
+    assert(block.lowerBound % 4 == 0, "lane e mod 4 needs blocks aligned to 4")
+    if measuresDistance {
+      add(block, UnsafeRawPointer(reference), Distance.Included.self)
+    } else {
+      add(block, UnsafeRawPointer(reference), Distance.Skipped.self)
+    }
+    elementCount += block.count
+  }
+
+  private mutating func add<D: DistanceChoice>(_ block: Range<Int>, _ reference: UnsafeRawPointer, _ choice: D.Type) {
+    let quads = block.count & ~3  // elements taken four at a time; then a zero-padded tail
+    func delta(_ client: Int) -> UnsafeRawPointer { UnsafeRawPointer(updates[client].delta + block.lowerBound) }
+    var group = 0
+    while group + 4 <= unmasked.count {
+      let clients = (unmasked[group], unmasked[group + 1], unmasked[group + 2], unmasked[group + 3])
+      (lanes[clients.0], lanes[clients.1], lanes[clients.2], lanes[clients.3]) = Self.compareFour(
+        (lanes[clients.0], lanes[clients.1], lanes[clients.2], lanes[clients.3]),
+        (delta(clients.0), delta(clients.1), delta(clients.2), delta(clients.3)), reference, quads, D.self)
+      group += 4
+    }
+    for client in unmasked[group...] {
+      lanes[client] = Self.compareOne(lanes[client], delta(client), reference, quads, D.self)
+    }
+    for client in masked {
+      guard let coverage = updates[client].coverage else { continue }
+      lanes[client] = Self.compareMasked(lanes[client], delta(client), UnsafeRawPointer(coverage + block.lowerBound),
+                                         reference, quads, D.self)
+    }
+    if !unmasked.isEmpty { referenceSquares = Self.addSquares(referenceSquares, reference, quads) }
+    guard quads < block.count else { return }
+
+    // The last one to three elements, zero-padded to a quad (zeros add nothing to any sum).
+    let target = Self.loadTail(reference, quads, block.count)
+    for client in updates.indices {
+      let values = Self.loadTail(delta(client), quads, block.count)
+      if let coverage = updates[client].coverage {
+        var flags = SIMD4<UInt8>()
+        for lane in 0..<(block.count - quads) { flags[lane] = coverage[block.lowerBound + quads + lane] }
+        lanes[client].addMasked(delta: values, reference: target, flags: flags, D.self)
       } else {
-        covered &+= 1
+        lanes[client].add(delta: values, reference: target, D.self)
       }
-      let difference = delta - target
-      dots = dots.addingProduct(delta, target)
+    }
+    if !unmasked.isEmpty { referenceSquares = referenceSquares.addingProduct(target, target) }
+  }
+
+  /// The comparisons, lanes added in lane order.
+  var results: [DeltaComparison] {
+    func total(_ lanes: SIMD4<Double>) -> Double { lanes[0] + lanes[1] + lanes[2] + lanes[3] }
+    let referenceSquaredNorm = total(referenceSquares)
+    return updates.indices.map { client in
+      let sums = lanes[client]
+      let isMasked = updates[client].coverage != nil
+      return DeltaComparison(
+        dot: total(sums.dot), deltaSquaredNorm: total(sums.deltaSquares),
+        referenceSquaredNorm: isMasked ? total(sums.referenceSquares) : referenceSquaredNorm,
+        squaredDistance: total(sums.distances),
+        coveredCount: isMasked ? Int(sums.covered.wrappedSum()) : elementCount)
+    }
+  }
+
+  // MARK: Kernels over `quads` elements (a multiple of 4), four at a time. They take and
+  // return the lane sums by value: with `inout`, the compiler stored them back to memory
+  // on every iteration (it could not rule out that the delta loads alias them).
+
+  @inline(__always)
+  private static func load(_ source: UnsafeRawPointer, _ index: Int) -> SIMD4<Double> {
+    SIMD4<Double>(source.loadUnaligned(fromByteOffset: index * 4, as: SIMD4<Float>.self))
+  }
+
+  /// Elements `start..<end` (fewer than four) of a Float array, zero-padded.
+  private static func loadTail(_ source: UnsafeRawPointer, _ start: Int, _ end: Int) -> SIMD4<Double> {
+    var values = SIMD4<Double>()
+    for lane in 0..<(end - start) { values[lane] = Double(source.load(fromByteOffset: (start + lane) * 4, as: Float.self)) }
+    return values
+  }
+
+  private static func compareFour<D: DistanceChoice>(
+    _ lanes: (Lanes, Lanes, Lanes, Lanes),
+    _ deltas: (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer),
+    _ reference: UnsafeRawPointer, _ quads: Int, _ choice: D.Type
+  ) -> (Lanes, Lanes, Lanes, Lanes) {
+    var (a, b, c, d) = lanes
+    var index = 0
+    while index < quads {
+      let target = load(reference, index)
+      a.add(delta: load(deltas.0, index), reference: target, D.self)
+      b.add(delta: load(deltas.1, index), reference: target, D.self)
+      c.add(delta: load(deltas.2, index), reference: target, D.self)
+      d.add(delta: load(deltas.3, index), reference: target, D.self)
+      index += 4
+    }
+    return (a, b, c, d)
+  }
+
+  private static func compareOne<D: DistanceChoice>(_ lanes: Lanes, _ delta: UnsafeRawPointer,
+                                                    _ reference: UnsafeRawPointer, _ quads: Int, _ choice: D.Type)
+    -> Lanes
+  {
+    var sums = lanes
+    var index = 0
+    while index < quads {
+      sums.add(delta: load(delta, index), reference: load(reference, index), D.self)
+      index += 4
+    }
+    return sums
+  }
+
+  private static func compareMasked<D: DistanceChoice>(_ lanes: Lanes, _ delta: UnsafeRawPointer,
+                                                       _ coverage: UnsafeRawPointer, _ reference: UnsafeRawPointer,
+                                                       _ quads: Int, _ choice: D.Type) -> Lanes {
+    var sums = lanes
+    var index = 0
+    while index < quads {
+      sums.addMasked(delta: load(delta, index), reference: load(reference, index),
+                     flags: coverage.loadUnaligned(fromByteOffset: index, as: SIMD4<UInt8>.self), D.self)
+      index += 4
+    }
+    return sums
+  }
+
+  private static func addSquares(_ lanes: SIMD4<Double>, _ source: UnsafeRawPointer, _ quads: Int) -> SIMD4<Double> {
+    var sums = lanes
+    var index = 0
+    while index < quads {
+      let values = load(source, index)
+      sums = sums.addingProduct(values, values)
+      index += 4
+    }
+    return sums
+  }
+}
+
+/// Whether the kernels also sum ‖Δ − reference‖². A type rather than a flag so that each
+/// choice gets its own specialized loops (a Bool argument stayed a test in the inner loop).
+protocol DistanceChoice { static var isIncluded: Bool { get } }
+
+enum Distance {
+  enum Included: DistanceChoice { static var isIncluded: Bool { true } }
+  enum Skipped: DistanceChoice { static var isIncluded: Bool { false } }
+}
+
+extension DeltaComparisons {
+  /// One client's lane sums; the kernels keep them in registers for a whole block.
+  struct Lanes {
+    var dot = SIMD4<Double>(), deltaSquares = SIMD4<Double>(), distances = SIMD4<Double>()
+    /// Masked clients only (the unmasked ones share `DeltaComparisons.referenceSquares`).
+    var referenceSquares = SIMD4<Double>()
+    var covered = SIMD4<Int64>()
+
+    @inline(__always)
+    mutating func add<D: DistanceChoice>(delta: SIMD4<Double>, reference: SIMD4<Double>, _ choice: D.Type) {
+      dot = dot.addingProduct(delta, reference)
       deltaSquares = deltaSquares.addingProduct(delta, delta)
-      referenceSquares = referenceSquares.addingProduct(target, target)
-      distances = distances.addingProduct(difference, difference)
-      index += 8
-    }
-    for lane in 0..<8 {
-      dot += dots[lane]
-      deltaSquaredNorm += deltaSquares[lane]
-      referenceSquaredNorm += referenceSquares[lane]
-      squaredDistance += distances[lane]
-      coveredCount += Int(covered[lane])
-    }
-    while index < count {
-      if update.coverage.map({ $0[index] != 0 }) ?? true {
-        let delta = Double(update.delta[index]), target = Double(reference[index])
-        dot = dot.addingProduct(delta, target)
-        deltaSquaredNorm = deltaSquaredNorm.addingProduct(delta, delta)
-        referenceSquaredNorm = referenceSquaredNorm.addingProduct(target, target)
-        squaredDistance = squaredDistance.addingProduct(delta - target, delta - target)
-        coveredCount += 1
+      if D.isIncluded {
+        let difference = delta - reference
+        distances = distances.addingProduct(difference, difference)
       }
-      index += 1
+    }
+
+    /// Adds the elements whose coverage flag is set; the others must not influence any sum,
+    /// even if they hold NaN.
+    @inline(__always)
+    mutating func addMasked<D: DistanceChoice>(delta: SIMD4<Double>, reference: SIMD4<Double>, flags: SIMD4<UInt8>,
+                                               _ choice: D.Type) {
+      let covered = SIMD4<Int64>(truncatingIfNeeded: flags) .!= 0
+      let target = SIMD4<Double>().replacing(with: reference, where: covered)
+      add(delta: SIMD4<Double>().replacing(with: delta, where: covered), reference: target, D.self)
+      referenceSquares = referenceSquares.addingProduct(target, target)
+      self.covered &+= SIMD4<Int64>().replacing(with: 1, where: covered)
     }
   }
 }

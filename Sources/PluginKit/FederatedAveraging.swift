@@ -24,19 +24,4 @@ extension AggregationRound {
     guard try WeightedDeltaSum.compute(updates, weights: weights, count: parameterCount, base: global,
                                        scale: step, into: output) else { throw nonFiniteFailure() }
   }
-
-  /// destination = weighted mean of the deltas per element over covering clients, 0 where
-  /// nobody covers the element (`parameterCount` floats).
-  public func weightedMeanDelta(weights: [Double], into destination: UnsafeMutablePointer<Float>) throws {
-    guard try WeightedDeltaSum.compute(updates, weights: weights, count: parameterCount, base: nil, scale: 1,
-                                       into: destination) else { throw nonFiniteFailure() }
-  }
-
-  /// Compares every update with `reference`; `FHP_E_NUMERIC` naming the client if a sum
-  /// is not finite.
-  public func compareUpdates(with reference: UnsafePointer<Float>) throws -> [DeltaComparison] {
-    let comparisons = updates.map { DeltaComparison($0, reference: reference, count: parameterCount) }
-    guard comparisons.allSatisfy(\.isFinite) else { throw nonFiniteFailure() }
-    return comparisons
-  }
 }

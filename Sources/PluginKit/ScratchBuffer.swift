@@ -7,11 +7,14 @@ public final class ScratchBuffer<Element: BitwiseCopyable> {
   public let pointer: UnsafeMutablePointer<Element>
   public let count: Int
 
+  /// Inlinable so that it is specialized in the plugin that uses it: the generic
+  /// `initialize(repeating:count:)` went through a value-witness call per element.
+  @inlinable
   public init(repeating value: Element, count: Int) throws {
-    let byteCount = max(count, 1) * MemoryLayout<Element>.stride
     guard count >= 0, count <= Int.max / (2 * MemoryLayout<Element>.stride) else {
       throw PluginFailure.noMemory("cannot allocate \(count) scratch elements")
     }
+    let byteCount = max(count, 1) * MemoryLayout<Element>.stride
     var raw: UnsafeMutableRawPointer?
     guard posix_memalign(&raw, 64, byteCount) == 0, let raw else {
       throw PluginFailure.noMemory("cannot allocate \(byteCount) bytes of scratch memory")

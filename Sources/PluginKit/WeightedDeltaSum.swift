@@ -10,63 +10,91 @@
 /// Without any mask the denominator is Σ_k w_k = 1 and is not applied.
 ///
 /// Speed: aggregation reads every delta once and is memory-bound. The elements are walked
-/// in blocks of `blockSize`; for each block every client's slice is streamed through and
+/// in blocks (`elementBlocks`); for each block every client's slice is streamed through and
 /// accumulated into a Double block buffer that stays in L2, then the block is finished and
 /// written once. SIMD lanes are distinct elements. Measured on this machine's Zen 4: 8192
 /// elements (32 KiB contiguous per client slice, long enough for the hardware prefetcher)
-/// beat 2048 (which kept the accumulator in L1) by up to 1.8× at 1000 clients.
+/// beat 2048 (which kept the accumulator in L1) by up to 1.8× at 1000 clients. Callers that
+/// need more than the sum of a block (statistics, a second output) call `computeBlock`
+/// themselves and use the block while it is in cache.
 ///
 /// Accumulation order (hence determinism): each element's sum is formed in Double, starting
 /// from 0, by fused multiply-adds acc ← fma(d_k[e], w_k, acc) over the clients in the order
 /// of the `updates` array — independent of the block size, of SIMD width and of the tail.
 /// The result is then `Float(base + scale · acc)` (or `acc / wsum` first with masks).
-public enum WeightedDeltaSum {
+public struct WeightedDeltaSum {
   /// Elements per block: a 64 KiB Double accumulator (plus 64 KiB of weight sums with masks).
-  static let blockSize = 8192
+  public static let blockSize = 8192
+
+  private let updates: [ClientUpdateView]
+  private let weights: [Double]
+  private let masked: Bool
+  private let maxBlockLength: Int
+  private let sums: ScratchBuffer<Double>
+  private let weightSums: ScratchBuffer<Double>
+
+  /// Prepares the sum of `updates` with `weights`, for blocks of at most `maxBlockLength` elements.
+  public init(_ updates: [ClientUpdateView], weights: [Double], maxBlockLength: Int = blockSize) throws {
+    guard weights.count == updates.count else {
+      throw PluginFailure.internal("\(weights.count) weights for \(updates.count) updates")
+    }
+    self.updates = updates
+    self.weights = weights
+    masked = updates.contains { $0.coverage != nil }
+    self.maxBlockLength = maxBlockLength
+    sums = try ScratchBuffer(repeating: 0.0, count: maxBlockLength)
+    weightSums = try ScratchBuffer(repeating: 0.0, count: masked ? maxBlockLength : 0)
+  }
 
   /// Computes the formula above into `out` (`base` nil means 0).
   /// - Returns: false if any output element is not finite (the caller reports who caused it).
   public static func compute(_ updates: [ClientUpdateView], weights: [Double], count: Int,
                              base: UnsafePointer<Float>?, scale: Double,
                              into out: UnsafeMutablePointer<Float>) throws -> Bool {
-    guard weights.count == updates.count else {
-      throw PluginFailure.internal("\(weights.count) weights for \(updates.count) updates")
-    }
-    let masked = updates.contains { $0.coverage != nil }
-    let sums = try ScratchBuffer(repeating: 0.0, count: blockSize)
-    let weightSums = try ScratchBuffer(repeating: 0.0, count: masked ? blockSize : 0)
+    let length = blockLength(preferred: blockSize, count: count)
+    let sum = try WeightedDeltaSum(updates, weights: weights, maxBlockLength: length)
     var nonFinite = SIMD8<Float>()
-    for blockStart in stride(from: 0, to: count, by: blockSize) {
-      let length = min(blockSize, count - blockStart)
-      sums.pointer.update(repeating: 0, count: length)
-      if masked { weightSums.pointer.update(repeating: 0, count: length) }
-      var client = 0
-      while client < updates.count {
-        let update = updates[client]
-        let delta = update.delta + blockStart
-        if let coverage = update.coverage {
-          accumulateMasked(sums.pointer, weightSums.pointer, delta, coverage + blockStart, weights[client], length)
-          client += 1
-        } else if !masked, client + 4 <= updates.count {
-          // Four clients per pass over the accumulator: the same fused multiply-adds in the
-          // same order per element (so the same bits), a quarter of the accumulator traffic.
-          accumulateFour(sums.pointer, (delta, updates[client + 1].delta + blockStart,
-                                        updates[client + 2].delta + blockStart, updates[client + 3].delta + blockStart),
-                         (weights[client], weights[client + 1], weights[client + 2], weights[client + 3]), length)
-          client += 4
-        } else {
-          accumulate(sums.pointer, delta, weights[client], length)
-          if masked { addConstant(weightSums.pointer, weights[client], length) }
-          client += 1
-        }
-      }
-      let baseBlock = base.map { $0 + blockStart }
-      let outBlock = out + blockStart
-      nonFinite += masked
-        ? finishMasked(sums.pointer, weightSums.pointer, baseBlock, scale, outBlock, length)
-        : finish(sums.pointer, baseBlock, scale, outBlock, length)
+    for block in elementBlocks(count: count, length: length) {
+      nonFinite += sum.computeBlock(block, base: base.map { $0 + block.lowerBound }, scale: scale,
+                                    into: out + block.lowerBound)
     }
     return !nonFinite.sum().isNaN
+  }
+
+  /// Computes the formula for the elements of `block` (at most `maxBlockLength` of them)
+  /// into `out[0..<block.count]`; `base`, if any, points at the block's first element too.
+  /// - Returns: lanes that are NaN iff some element written is not finite.
+  public func computeBlock(_ block: Range<Int>, base: UnsafePointer<Float>?, scale: Double,
+                           into out: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+    precondition(block.count <= maxBlockLength, "block of \(block.count) elements, scratch for \(maxBlockLength)")
+    let length = block.count
+    let blockStart = block.lowerBound
+    sums.pointer.update(repeating: 0, count: length)
+    if masked { weightSums.pointer.update(repeating: 0, count: length) }
+    var client = 0
+    while client < updates.count {
+      let update = updates[client]
+      let delta = update.delta + blockStart
+      if let coverage = update.coverage {
+        Self.accumulateMasked(sums.pointer, weightSums.pointer, delta, coverage + blockStart, weights[client], length)
+        client += 1
+      } else if !masked, client + 4 <= updates.count {
+        // Four clients per pass over the accumulator: the same fused multiply-adds in the
+        // same order per element (so the same bits), a quarter of the accumulator traffic.
+        Self.accumulateFour(sums.pointer, (delta, updates[client + 1].delta + blockStart,
+                                           updates[client + 2].delta + blockStart,
+                                           updates[client + 3].delta + blockStart),
+                            (weights[client], weights[client + 1], weights[client + 2], weights[client + 3]), length)
+        client += 4
+      } else {
+        Self.accumulate(sums.pointer, delta, weights[client], length)
+        if masked { Self.addConstant(weightSums.pointer, weights[client], length) }
+        client += 1
+      }
+    }
+    return masked
+      ? Self.finishMasked(sums.pointer, weightSums.pointer, base, scale, out, length)
+      : Self.finish(sums.pointer, base, scale, out, length)
   }
 
   @inline(__always)

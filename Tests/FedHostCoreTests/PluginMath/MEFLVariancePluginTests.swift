@@ -54,7 +54,9 @@ struct MEFLVariancePluginTests {
     expectClose(second.global, [q[0], 2 * q[1]])
   }
 
-  /// An independent Double implementation of EOA (algorithms.md §1.3), V1 or V2, no masks.
+  /// An independent Double implementation of EOA (algorithms.md §1.3), V1 or V2, with
+  /// coverage masks: every per-client sum runs over the client's covered elements, the means
+  /// over the clients covering each element.
   private struct ReferenceEOA {
     let mode: String
     var direction: [Double]? = nil
@@ -69,20 +71,21 @@ struct MEFLVariancePluginTests {
       if let direction, direction.contains(where: { $0 != 0 }) {
         reference = direction
       } else {
-        reference = Self.weightedSum(p, deltas, count)
+        reference = Self.weightedMean(p, updates, deltas, count)
       }
       var omega: [Double] = []
       var variances: [Double] = []
       for (update, delta) in zip(updates, deltas) {
-        let similarity = max(Reference.cosine(delta, reference), 0.1)
+        let covered = (0..<count).filter { Reference.covers(update, $0) }
+        let similarity = max(Reference.cosine(delta, reference) { Reference.covers(update, $0) }, 0.1)
         var observation = 0.0
         if mode == "v1" {
-          observation = Self.meanSquaredDistance(delta, reference)
+          observation = Self.meanSquaredDistance(delta, reference, over: covered)
         } else {
-          let previous = mean[update.clientID] ?? [Double](repeating: 0, count: count)
-          let updated = (0..<count).map { 0.9 * previous[$0] + 0.1 * delta[$0] }
+          var updated = mean[update.clientID] ?? [Double](repeating: 0, count: count)
+          for index in covered { updated[index] = 0.9 * updated[index] + 0.1 * delta[index] }
           mean[update.clientID] = updated
-          observation = Self.meanSquaredDistance(delta, updated)
+          observation = Self.meanSquaredDistance(delta, updated, over: covered)
         }
         let v = variance[update.clientID].map { 0.9 * $0 + 0.1 * observation } ?? observation
         variance[update.clientID] = v
@@ -95,40 +98,51 @@ struct MEFLVariancePluginTests {
       let epsilon = 1e-8 * median + 1e-12
       omega = zip(omega, variances).map { $0 / ($1 + epsilon) }
       let q = omega.map { $0 / omega.reduce(0, +) }
-      let step = Self.weightedSum(q, deltas, count)
+      let step = Self.weightedMean(q, updates, deltas, count)
       direction = direction.map { old in (0..<count).map { 0.9 * old[$0] + 0.1 * step[$0] } } ?? step
       return ((0..<count).map { Double(global[$0]) + step[$0] }, q)
     }
 
-    static func meanSquaredDistance(_ a: [Double], _ b: [Double]) -> Double {
+    static func meanSquaredDistance(_ a: [Double], _ b: [Double], over indices: [Int]) -> Double {
       var sum = 0.0
-      for index in a.indices { sum += (a[index] - b[index]) * (a[index] - b[index]) }
-      return sum / Double(a.count)
+      for index in indices { sum += (a[index] - b[index]) * (a[index] - b[index]) }
+      return sum / Double(max(indices.count, 1))
     }
 
-    static func weightedSum(_ weights: [Double], _ vectors: [[Double]], _ count: Int) -> [Double] {
-      var sum = [Double](repeating: 0, count: count)
-      for (weight, vector) in zip(weights, vectors) {
-        for index in 0..<count { sum[index] += weight * vector[index] }
+    /// Σ w_k v_k[e] / Σ_{k covers e} w_k per element; 0 where nobody covers e.
+    static func weightedMean(_ weights: [Double], _ updates: [ClientUpdate], _ vectors: [[Double]], _ count: Int)
+      -> [Double]
+    {
+      (0..<count).map { index in
+        var sum = 0.0, weightSum = 0.0
+        for (weight, (update, vector)) in zip(weights, zip(updates, vectors)) where Reference.covers(update, index) {
+          sum += weight * vector[index]
+          weightSum += weight
+        }
+        return weightSum > 0 ? sum / weightSum : 0
       }
-      return sum
     }
   }
 
-  @Test(arguments: ["v1", "v2"])
-  func matchesTheReferenceOverSeveralRounds(mode: String) throws {
-    var random = TestRandom(seed: mode == "v1" ? 31 : 37)
-    let count = 777
+  /// Four rounds, a varying subset of clients each. The larger cases span several element
+  /// blocks (8192 each), have client counts that are not multiples of four, lengths that are
+  /// not multiples of the SIMD width, and coverage masks.
+  @Test(arguments: [("v1", 777, 5, false), ("v2", 777, 5, false), ("v1", 20_003, 7, false), ("v2", 20_003, 7, true),
+                    ("v1", 16_389, 10, true)])
+  func matchesTheReferenceOverSeveralRounds(mode: String, count: Int, clientCount: Int, masked: Bool) throws {
+    var random = TestRandom(seed: UInt64(count + clientCount) + (mode == "v1" ? 31 : 37))
     let plugin = try PluginFixture.instance("MEFLVariance", #"{"variance_mode": "\#(mode)"}"#)
     var reference = ReferenceEOA(mode: mode)
     var global = random.vector(count)
     let drift = random.vector(count, scale: 0.05)
+    // Client 0 always trains the whole model, so that every element is covered.
+    let masks = (0..<clientCount).map { client in masked && client != 0 ? random.mask(count, coverage: 0.6) : nil }
     for round in 0..<4 {
       // A shared drift plus client noise, a varying subset of clients each round.
-      let clients = (0..<5).filter { ($0 + round) % 4 != 0 }
+      let clients = (0..<clientCount).filter { $0 == 0 || ($0 + round) % 4 != 0 }
       let updates = clients.map { client in
         PluginFixture.update(UInt32(client), zip(drift, random.vector(count, scale: 0.02 * Float(client + 1))).map(+),
-                             samples: UInt64(10 + client))
+                             samples: UInt64(10 + client), coverage: masks[client])
       }
       let result = try PluginFixture.aggregate(plugin, global: global, updates, round: round)
       let expected = reference.round(global: global, updates: updates)
@@ -241,6 +255,47 @@ struct MEFLVariancePluginTests {
     // With the new α from θ = [1, 2]: φ1 = [1 − 0.05, 2 − 1.9·2] = [0.95, −1.8],
     // G_θ = [−0.05, −1.8], θ' = [1 + 0.025, 2 + 0.9] = [1.025, 2.9]
     expectClose(try train(plugin, client, from: [1, 2]), [1.025, 2.9])
+  }
+
+  /// The α step over several element blocks and five clients, against the formula in
+  /// Double: one inner step on full batches gives G_α,k = −G_θ,k ⊙ g_k with g_k = θ − c_s,k
+  /// and G_θ,k = θ − α⊙g_k − c_q,k; α' = α − η_g·β_loc·Σ_k q_k G_α,k (every client sent one).
+  /// α' then shows in the next training: θ' = θ − β_loc·(θ − α'⊙g_0 − c_q,0).
+  @Test func alphaStepAcrossBlocksMatchesTheFormula() throws {
+    var random = TestRandom(seed: 61)
+    let count = 20_003, beta = 0.5, alpha = 0.1
+    let plugin = try PluginFixture.instance(
+      "MEFLVariance", #"{"inner_steps": 1, "alpha_init": 0.1, "meta_learning_rate": 0.5, "variance_mode": "v3"}"#)
+    let clients = (0..<5).map { _ in
+      QuadraticClient(support: (0..<3).map { _ in random.vector(count) }, query: (0..<2).map { _ in random.vector(count) })
+    }
+    let theta = random.vector(count)
+    func mean(_ rows: [[Float]]) -> [Double] {
+      (0..<count).map { index in Double(rows.reduce(0) { $0 + $1[index] } / Float(rows.count)) }
+    }
+    var updates: [ClientUpdate] = []
+    for (index, client) in clients.enumerated() {
+      let trained = try train(plugin, client, id: UInt32(index), from: theta)
+      updates.append(PluginFixture.update(UInt32(index), zip(trained, theta).map(-), samples: 3,
+                                          metrics: ["grad_var": Double(index + 1) * 0.01]))
+    }
+    let q = try PluginFixture.aggregate(plugin, global: theta, updates).weights
+
+    var newAlpha = [Double](repeating: alpha, count: count)
+    for (weight, client) in zip(q, clients) {
+      let support = mean(client.support), query = mean(client.query)
+      for index in 0..<count {
+        let g = Double(theta[index]) - support[index]
+        let thetaGradient = Double(theta[index]) - alpha * g - query[index]
+        newAlpha[index] -= beta * weight * -(thetaGradient * g)
+      }
+    }
+    let support = mean(clients[0].support), query = mean(clients[0].query)
+    let expected = (0..<count).map { index -> Double in
+      let g = Double(theta[index]) - support[index]
+      return Double(theta[index]) - beta * (Double(theta[index]) - Double(Float(newAlpha[index])) * g - query[index])
+    }
+    expectClose(try train(plugin, clients[0], from: theta), expected, tolerance: 1e-5)
   }
 
   @Test func gradientVarianceOfTwoInnerStepsByHand() throws {

@@ -40,19 +40,35 @@ struct SimilarityAwarePluginTests {
 
   @Test(arguments: [false, true])
   func matchesTheReferenceOnRandomData(masked: Bool) throws {
-    var random = TestRandom(seed: masked ? 23 : 19)
-    let count = 2_500
+    try expectReferenceResult(clients: 6, count: 2_500, masked: masked, seed: masked ? 23 : 19)
+  }
+
+  /// Several element blocks (the kernels walk 8192 elements at a time, fewer with many
+  /// clients), client counts that are not multiples of the four compared at once, and a
+  /// length that is not a multiple of the SIMD width.
+  @Test(arguments: [(7, 20_003, false), (13, 16_389, true), (150, 9_001, false), (150, 9_001, true)])
+  func matchesTheReferenceAcrossBlocks(clients: Int, count: Int, masked: Bool) throws {
+    try expectReferenceResult(clients: clients, count: count, masked: masked, seed: UInt64(clients * 2 + (masked ? 1 : 0)))
+  }
+
+  /// Random deltas, a shared drift plus noise of varying size so that the cosines spread
+  /// over and under the floor (client 0 unmasked, the others covering ~70 % when `masked`),
+  /// against the reference: plain mean per element over covering clients, cosines over each
+  /// client's covered elements, w = s·max(c, θ), normalized, per-element renormalized update.
+  private func expectReferenceResult(clients: Int, count: Int, masked: Bool, seed: UInt64,
+                                     sourceLocation: SourceLocation = #_sourceLocation) throws {
+    var random = TestRandom(seed: seed)
     let global = random.vector(count)
-    let updates = (0..<6).map { client in
-      PluginFixture.update(UInt32(client), random.vector(count, scale: 0.05), samples: 10,
+    let drift = random.vector(count, scale: 0.02)
+    let updates = (0..<clients).map { client in
+      let noise = random.vector(count, scale: 0.01 * Float(client % 8 + 1))
+      return PluginFixture.update(UInt32(client), zip(drift, noise).map(+), samples: 10,
                            coverage: masked && client != 0 ? random.mask(count, coverage: 0.7) : nil,
                            metrics: ["query_loss": Double(random.below(100)) / 50])
     }
     let plugin = try PluginFixture.instance("SimilarityAware", #"{"similarity_floor": 0.2, "server_learning_rate": 0.8}"#)
     let result = try PluginFixture.aggregate(plugin, global: global, updates)
 
-    // Reference: plain mean per element over covering clients, cosines over each client's
-    // covered elements, w = s·max(c, θ), normalized, per-element renormalized update.
     let mean = (0..<count).map { element -> Double in
       let covering = updates.filter { Reference.covers($0, element) }
       return covering.isEmpty ? 0 : covering.reduce(0) { $0 + Double($1.delta[element]) } / Double(covering.count)
@@ -63,9 +79,9 @@ struct SimilarityAwarePluginTests {
       return score * max(0.2, cosine)
     }
     let weights = raw.map { $0 / raw.reduce(0, +) }
-    expectClose(result.weights, weights, tolerance: 1e-6)
+    expectClose(result.weights, weights, tolerance: 1e-6, sourceLocation: sourceLocation)
     expectClose(result.global, Reference.weightedUpdate(global: global, updates: updates, weights: weights, step: 0.8),
-                tolerance: 1e-5)
+                tolerance: 1e-5, sourceLocation: sourceLocation)
   }
 
   @Test func elementsNobodyCoversAreUnchanged() throws {
