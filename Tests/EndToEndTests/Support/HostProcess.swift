@@ -49,9 +49,14 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
                  stderr: String(decoding: errData, as: UTF8.self))
 }
 
+/// This process's test directories live under one root that is removed when the tests exit.
+private let testRoot = NSTemporaryDirectory() + "fedhost-tests-\(UUID().uuidString)"
+private let removeTestRootAtExit: Void = { atexit { _ = try? FileManager.default.removeItem(atPath: testRoot) } }()
+
 /// A fresh temporary directory for one test.
 func temporaryDirectory(_ name: String) throws -> String {
-  let path = NSTemporaryDirectory() + "fedhost-\(name)-\(UUID().uuidString)"
+  _ = removeTestRootAtExit
+  let path = testRoot + "/\(name)-\(UUID().uuidString)"
   try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
   return path
 }

@@ -11,10 +11,16 @@ enum DataTestSupport {
 
   static let examplesDirectory = packageRoot.appendingPathComponent("Examples")
 
+  /// This process's test files live under one root that is removed when the tests exit.
+  private static let root: URL = {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("fedhost-data-tests-\(UUID().uuidString)")
+    atexit { _ = try? FileManager.default.removeItem(at: DataTestSupport.root) }
+    return root
+  }()
+
   /// A fresh directory for one test's files.
   static func temporaryDirectory() throws -> URL {
-    let directory = FileManager.default.temporaryDirectory
-      .appendingPathComponent("fedhost-data-tests-\(UUID().uuidString)")
+    let directory = root.appendingPathComponent(UUID().uuidString)
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     return directory
   }

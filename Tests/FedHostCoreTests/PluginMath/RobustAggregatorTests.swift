@@ -7,9 +7,7 @@ import Testing
 @Suite("C example: robust aggregator")
 struct RobustAggregatorTests {
   static let library: Result<PluginLibrary, Error> = Result {
-    let directory = FileManager.default.temporaryDirectory
-      .appendingPathComponent("fedhost-robust-\(ProcessInfo.processInfo.processIdentifier)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let directory = try DataTestSupport.temporaryDirectory()
     let output = directory.appendingPathComponent("libRobustAggregator.so").path
     let compiler = Process()
     compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
