@@ -127,6 +127,13 @@ struct GradientAccumulation: ElementUpdate {
   Int(((value.bitPattern & 0x7fff_ffff) &+ 0x7fff_ffff) >> 31)
 }
 
+/// `sum` where the ReLU input `x` is positive, +0 elsewhere, without a branch: a branch on a ReLU
+/// output mispredicts about half the time, and each miss stalls the backward row loop.
+@inline(__always) func reluGated(_ sum: Float, input x: Float) -> Float {
+  let keep = UInt32(truncatingIfNeeded: 0 &- Int32(x > 0 ? 1 : 0))
+  return Float(bitPattern: sum.bitPattern & keep)
+}
+
 /// `output = input · W + b` for one layer (W stored [input][output]), ReLU'd if `relu`.
 /// Rows of W whose input is zero (about half of a ReLU layer's outputs) only add zeros, so the
 /// nonzero inputs are listed in `active` (scratch of `inputWidth` entries) and only their rows read.
@@ -236,7 +243,7 @@ private func fusedRows<Rule: ElementUpdate>(
       let updated = rule.updated(weights, input: xLanes, delta: d, at: rowStart &+ column)
       if Rule.writesWeights { row.store(updated, at: column) }
     }
-    if let inputDelta { inputDelta[inputIndex] = x > 0 ? treeSum(dot) : 0 }
+    if let inputDelta { inputDelta[inputIndex] = reluGated(treeSum(dot), input: x) }
   }
 }
 
@@ -275,7 +282,7 @@ private func narrowBackward<Rule: ElementUpdate>(
         sum = sum.addingProduct(row[column], delta[column])
         column += 1
       }
-      inputDelta[inputIndex] = x > 0 ? sum : 0
+      inputDelta[inputIndex] = reluGated(sum, input: x)
     }
     tile(x, at: inputIndex * outputCount)
   }
