@@ -26,15 +26,25 @@ enum BenchmarkReport {
     }
   }
 
-  /// CPU model, core count and kernel, for the table's header.
+  /// CPU model (with family and model numbers and cache sizes: VMs often report only "AMD EPYC",
+  /// and the L2 size decides whether training's working set stays in cache), core count and
+  /// kernel, for the table's header.
   static func machineDescription() -> String {
     let cpuInfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-    let model = cpuInfo.split(separator: "\n").first { $0.hasPrefix("model name") }
-      .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown CPU"
+    func field(_ key: String) -> String? {
+      cpuInfo.split(separator: "\n").first { $0.hasPrefix(key) }
+        .flatMap { $0.split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) }
+    }
+    func cache(_ index: Int) -> String {
+      let path = "/sys/devices/system/cpu/cpu0/cache/index\(index)/size"
+      return (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+    }
     var name = utsname()
     uname(&name)
     let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-    return "Machine: \(model), \(ProcessInfo.processInfo.activeProcessorCount) cores, Linux \(release); "
+    return "Machine: \(field("model name") ?? "unknown CPU") (family \(field("cpu family") ?? "?"), model "
+      + "\(field("model\t") ?? "?"); L2 \(cache(2)) per core, L3 \(cache(3))), "
+      + "\(ProcessInfo.processInfo.activeProcessorCount) cores, Linux \(release); "
       + "measured \(ISO8601DateFormatter().string(from: Date()))."
   }
 }
