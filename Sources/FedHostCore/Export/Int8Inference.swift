@@ -180,6 +180,9 @@ private final class LayerPlan {
   let rounding: FixedPoint.Rounding
 
   var paddedInputWidth: Int { 2 * pairCount }
+  /// Outputs requantized: whole vectors of 8 covering the real outputs and the next layer's odd
+  /// padding input, not the kernel's padding to 32 (whose results nothing reads).
+  private var requantizedWidth: Int { (outputWidth + 7) / 8 * 8 }
   private var groupCount: Int { paddedOutputWidth / Self.outputsPerGroup }
 
   init(_ layer: QuantizedMLP.Layer, rounding: FixedPoint.Rounding) {
@@ -277,7 +280,7 @@ private final class LayerPlan {
   /// shifts are exact.
   @inline(__always)
   private func requantizeDoubleRounding(_ accumulators: UnsafeMutablePointer<Int32>, into output: UnsafeMutablePointer<Int16>) {
-    for unit in 0..<paddedOutputWidth {
+    for unit in 0..<requantizedWidth {
       let product = Int64(accumulators[unit] &<< leftShifts[unit]) &* Int64(significands[unit])
       let high = Int32(truncatingIfNeeded: (product &+ (1 << 30)) &>> 31)
       let mask = remainderMasks[unit]
@@ -289,7 +292,7 @@ private final class LayerPlan {
 
   @inline(__always)
   private func requantizeSingleRounding(_ accumulators: UnsafeMutablePointer<Int32>, into output: UnsafeMutablePointer<Int16>) {
-    for unit in 0..<paddedOutputWidth {
+    for unit in 0..<requantizedWidth {
       let totalShift = Int64(31 - leftShifts[unit] + rightShifts[unit])
       let product = Int64(accumulators[unit]) &* Int64(significands[unit]) &+ (Int64(1) &<< (totalShift &- 1))
       let scaled = Int32(truncatingIfNeeded: product &>> totalShift) &+ outputZeroPoint
