@@ -23,7 +23,8 @@ public final class Int8Inference {
   private let logisticTable: [Int8]
   private let softmaxTable: [Float]
   /// Two activation buffers (ping-pong; int8 values held in 16 bits, the width the kernel
-  /// multiplies in) and the accumulators, each sized for the widest padded layer.
+  /// multiplies in) and the accumulators, each sized for the widest padded layer or the model's
+  /// input pairs, whichever is wider.
   private let activations: UnsafeMutablePointer<Int16>
   private let accumulators: UnsafeMutablePointer<Int32>
   private let bufferStride: Int
@@ -32,7 +33,7 @@ public final class Int8Inference {
     self.model = model
     self.rounding = rounding
     plans = model.layers.map { LayerPlan($0, rounding: rounding) }
-    bufferStride = plans.map(\.paddedOutputWidth).max()! + model.architecture.maxWidth
+    bufferStride = max(plans.map(\.paddedOutputWidth).max()!, 2 * plans[0].pairCount)
     activations = .allocate(capacity: 2 * bufferStride)
     activations.initialize(repeating: 0, count: 2 * bufferStride)
     accumulators = .allocate(capacity: bufferStride)
@@ -179,7 +180,6 @@ private final class LayerPlan {
   let highest: Int32
   let rounding: FixedPoint.Rounding
 
-  var paddedInputWidth: Int { 2 * pairCount }
   /// Outputs requantized: whole vectors of 8 covering the real outputs and the next layer's odd
   /// padding input, not the kernel's padding to 32 (whose results nothing reads).
   private var requantizedWidth: Int { (outputWidth + 7) / 8 * 8 }
@@ -236,8 +236,9 @@ private final class LayerPlan {
     remainderMasks.deallocate()
   }
 
-  /// Reads `paddedInputWidth` values of `input` (those beyond `inputWidth` meet zero weights, so
-  /// their values do not matter) and writes `paddedOutputWidth` values to `output`.
+  /// Reads `2 · pairCount` values of `input` (one beyond `inputWidth` when it is odd meets zero
+  /// weights, so its value does not matter), fills `paddedOutputWidth` accumulators and writes
+  /// `requantizedWidth` values to `output`.
   @inline(__always)
   func run(_ input: UnsafePointer<Int16>, accumulators: UnsafeMutablePointer<Int32>,
            output: UnsafeMutablePointer<Int16>) {
