@@ -37,17 +37,10 @@ enum ScaleBenchmark {
 
   private static func measure(clients: Int) throws -> (seconds: Double, peak: Double) {
     let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = ["scale-one", String(clients)]
-    let output = Pipe()
-    process.standardOutput = output
-    try process.run()
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    let fields = text.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-    guard process.terminationStatus == 0, fields.count == 2 else {
-      throw BenchmarkFailure("scale-one \(clients) failed: \(text)")
+    let result = try ChildProcess.run(executable, ["scale-one", String(clients)])
+    let fields = result.output.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    guard result.status == 0, fields.count == 2 else {
+      throw BenchmarkFailure("scale-one \(clients) failed: \(result.output)")
     }
     return (fields[0], fields[1])
   }

@@ -4,9 +4,15 @@ struct Statistics {
   let best: Double
 
   init(_ values: [Double], higherIsBetter: Bool) {
-    let sorted = values.sorted()
-    median = sorted.isEmpty ? 0 : sorted.count % 2 == 1 ? sorted[sorted.count / 2]
-      : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    best = (higherIsBetter ? sorted.last : sorted.first) ?? 0
+    median = FedHostBench.median(values)
+    best = (higherIsBetter ? values.max() : values.min()) ?? 0
   }
+}
+
+/// The middle value (the mean of the two middle ones for an even count); 0 for none.
+func median(_ values: [Double]) -> Double {
+  let sorted = values.sorted()
+  guard !sorted.isEmpty else { return 0 }
+  let middle = sorted.count / 2
+  return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
 }

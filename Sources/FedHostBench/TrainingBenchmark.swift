@@ -192,12 +192,6 @@ enum TrainingBenchmark {
     try body()
     return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
   }
-
-  private static func median(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    let middle = sorted.count / 2
-    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-  }
 }
 
 /// `train_c.c` built into a temporary directory, fed the same data and initial weights.
