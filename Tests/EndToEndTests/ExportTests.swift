@@ -206,6 +206,17 @@ struct ExportCommandTests {
     #expect(!FileManager.default.fileExists(atPath: directory + "/y.tflite"))
   }
 
+  @Test(arguments: [(["--preset", "fast"], "--preset must be one of"),
+                     (["--phases", "0.5,0.5"], "--phases expects three comma-separated shares"),
+                     (["--phases", "0.5,0.4,0.4"], "phase fractions must be three shares in 0...1 that sum to 1")])
+  func badPresetOrPhasesAreOneLineErrors(options: [String], message: String) throws {
+    let out = directory + "/bad.tflite"
+    let run = try runHost(["export", "--model", modelPath, "--out", out] + options)
+    #expect(run.status == 2)
+    #expect(run.stderr.contains(message) && run.stderr.split(separator: "\n").count == 1, "\(run.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: out))
+  }
+
   @Test func nanWeightsAreRefusedWithoutWritingAFile() throws {
     let architecture = MLPArchitecture.paper
     let parameters = architecture.initialParameters(seed: 1)
