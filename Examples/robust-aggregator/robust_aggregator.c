@@ -5,7 +5,9 @@
  * trimmed mean of the deltas of the clients that cover it, added to the global model
  * (elements nobody covers keep the global value).  Unweighted, like Flower's FedMedian and
  * FedTrimmedAvg: a robust statistic must not let one client buy influence with a large
- * sample count.  Stateless, deterministic.
+ * sample count.  Stateless, deterministic.  The elements are cut into fixed chunks that run
+ * on the host's worker threads when the host offers them (fhp_host.parallel_for, ABI 1.1) and
+ * one after another otherwise: the result is the same bits either way.
  *
  * Config (a flat JSON object):
  *   "method": "median" | "trimmed_mean"   default "median"
@@ -52,10 +54,9 @@ static fhp_status fail(const void *owner, fhp_status status, const char *format,
 enum robust_method { METHOD_MEDIAN, METHOD_TRIMMED_MEAN };
 
 struct fhp_instance {
+  const fhp_host *host;    /* valid until destroy: parallel_for lives here */
   enum robust_method method;
   double trim;
-  float *scratch;          /* one value per update, grown on demand */
-  uint32_t scratch_capacity;
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -199,7 +200,6 @@ static double robust_statistic(const struct fhp_instance *self, float *values, u
 /* ---------------------------------------------------------------------------------------- */
 static fhp_status robust_create(const fhp_host *host, const char *config_json, fhp_instance **out) {
   struct fhp_instance config, *self;
-  (void)host; /* no logging needed */
   clear_error();
   if (!out) return fail(NULL, FHP_E_INVALID, "create: out is NULL");
   *out = NULL;
@@ -207,6 +207,7 @@ static fhp_status robust_create(const fhp_host *host, const char *config_json, f
   if (status != FHP_OK) return status;
   self = calloc(1, sizeof *self);
   if (!self) return fail(NULL, FHP_E_NOMEM, "create: out of memory");
+  self->host = host;
   self->method = config.method;
   self->trim = config.trim;
   *out = self;
@@ -216,7 +217,6 @@ static fhp_status robust_create(const fhp_host *host, const char *config_json, f
 static void robust_destroy(fhp_instance *self) {
   clear_error();
   if (!self) return;
-  free(self->scratch);
   free(self);
 }
 
@@ -226,6 +226,67 @@ static const char *robust_last_error(const fhp_instance *self) {
 
 /* Offset just past `member` of fhp_update: the reader's side of rule 2 (struct_size). */
 #define UPDATE_END(member) (offsetof(fhp_update, member) + sizeof(((fhp_update *)0)->member))
+
+/* Elements per task.  Fixed, so the split (and with it every result and every error
+ * message) never depends on how many threads the host runs the tasks on. */
+enum { ELEMENTS_PER_TASK = 4096 };
+
+/* What the tasks of one aggregate call share.  Each task writes only its own elements of
+ * out_global and its own entry of `failures`. */
+struct aggregate_job {
+  const struct fhp_instance *self;
+  const unsigned char *updates; /* the fhp_update array, read with `stride` (rule 2) */
+  size_t stride;
+  uint32_t n_updates;
+  uint64_t n_params;
+  const float *global;
+  float *out_global;
+  struct task_failure {
+    fhp_status status;          /* FHP_OK, or why the task stopped */
+    uint64_t element;
+    uint32_t client_id;         /* FHP_E_NUMERIC: the client whose delta was not finite */
+  } *failures;
+};
+
+static const fhp_update *job_update(const struct aggregate_job *job, uint32_t k) {
+  return (const fhp_update *)(job->updates + (size_t)k * job->stride);
+}
+
+/* One task: the statistic of elements [task * ELEMENTS_PER_TASK, ...) into out_global. */
+static void aggregate_task(void *context, uint64_t task) {
+  struct aggregate_job *job = context;
+  struct task_failure *failure = &job->failures[task];
+  uint64_t begin = task * ELEMENTS_PER_TASK;
+  uint64_t end = begin + ELEMENTS_PER_TASK < job->n_params ? begin + ELEMENTS_PER_TASK : job->n_params;
+  float *values = malloc((size_t)job->n_updates * sizeof *values);
+  if (!values) {
+    *failure = (struct task_failure){FHP_E_NOMEM, begin, 0};
+    return;
+  }
+  int has_coverage = job->stride >= UPDATE_END(coverage);
+  for (uint64_t e = begin; e < end; e++) {
+    uint32_t count = 0;
+    for (uint32_t k = 0; k < job->n_updates; k++) {
+      const fhp_update *u = job_update(job, k);
+      if (has_coverage && u->coverage && !u->coverage[e]) continue; /* must not influence the result */
+      float value = u->delta[e];
+      if (!isfinite(value)) {
+        *failure = (struct task_failure){FHP_E_NUMERIC, e, u->client_id};
+        free(values);
+        return;
+      }
+      values[count++] = value;
+    }
+    double result = count ? job->global[e] + robust_statistic(job->self, values, count) : job->global[e];
+    if (!isfinite((float)result)) {
+      *failure = (struct task_failure){FHP_E_NUMERIC, e, UINT32_MAX};
+      free(values);
+      return;
+    }
+    job->out_global[e] = (float)result;
+  }
+  free(values);
+}
 
 static fhp_status robust_aggregate(fhp_instance *self, uint32_t round, const float *global, uint64_t n_params,
                                    const fhp_update *updates, uint32_t n_updates, float *out_global,
@@ -237,50 +298,44 @@ static fhp_status robust_aggregate(fhp_instance *self, uint32_t round, const flo
   if (!updates || !global || !out_global) return fail(self, FHP_E_INVALID, "aggregate: NULL argument");
 
   /* The array's stride is the host's sizeof(fhp_update), i.e. the first struct_size. */
-  size_t stride = updates[0].struct_size;
-  if (stride < UPDATE_END(n_samples) || stride % 8 != 0)
-    return fail(self, FHP_E_INVALID, "aggregate: fhp_update.struct_size %zu is invalid", stride);
-  const unsigned char *base = (const unsigned char *)updates;
-#define UPDATE(i) ((const fhp_update *)(base + (size_t)(i) * stride))
-#define COVERAGE(u) (stride >= UPDATE_END(coverage) ? (u)->coverage : NULL)
-
+  struct aggregate_job job = {self, (const unsigned char *)updates, updates[0].struct_size, n_updates, n_params,
+                              global, out_global, NULL};
+  if (job.stride < UPDATE_END(n_samples) || job.stride % 8 != 0)
+    return fail(self, FHP_E_INVALID, "aggregate: fhp_update.struct_size %zu is invalid", job.stride);
   for (uint32_t k = 0; k < n_updates; k++) {
-    const fhp_update *u = UPDATE(k);
+    const fhp_update *u = job_update(&job, k);
     if (u->n_params != n_params)
       return fail(self, FHP_E_INVALID, "aggregate: client %u has n_params %llu, expected %llu", u->client_id,
                   (unsigned long long)u->n_params, (unsigned long long)n_params);
     if (u->n_samples == 0) return fail(self, FHP_E_INVALID, "aggregate: client %u has n_samples 0", u->client_id);
     if (!u->delta && n_params > 0) return fail(self, FHP_E_INVALID, "aggregate: client %u has a NULL delta", u->client_id);
   }
-  if (self->scratch_capacity < n_updates) {
-    float *grown = realloc(self->scratch, (size_t)n_updates * sizeof *grown);
-    if (!grown) return fail(self, FHP_E_NOMEM, "aggregate: out of memory");
-    self->scratch = grown;
-    self->scratch_capacity = n_updates;
-  }
 
-  for (uint64_t e = 0; e < n_params; e++) {
-    uint32_t count = 0;
-    for (uint32_t k = 0; k < n_updates; k++) {
-      const fhp_update *u = UPDATE(k);
-      const uint8_t *coverage = COVERAGE(u);
-      if (coverage && !coverage[e]) continue; /* must not influence the result */
-      float value = u->delta[e];
-      if (!isfinite(value))
-        return fail(self, FHP_E_NUMERIC, "client %u: delta[%llu] is not finite", u->client_id, (unsigned long long)e);
-      self->scratch[count++] = value;
-    }
-    double result = count ? global[e] + robust_statistic(self, self->scratch, count) : global[e];
-    if (!isfinite((float)result))
-      return fail(self, FHP_E_NUMERIC, "aggregate: element %llu would not be finite", (unsigned long long)e);
-    out_global[e] = (float)result;
+  uint64_t n_tasks = (n_params + ELEMENTS_PER_TASK - 1) / ELEMENTS_PER_TASK;
+  job.failures = calloc(n_tasks ? n_tasks : 1, sizeof *job.failures); /* calloc: every status FHP_OK */
+  if (!job.failures) return fail(self, FHP_E_NOMEM, "aggregate: out of memory");
+  /* The host's threads if it has them (ABI 1.1; rule 2 says how to ask), else this one. */
+  const fhp_host *host = self->host;
+  if (!(host && FHP_HAS_MEMBER(host, fhp_host, parallel_for) && host->parallel_for &&
+        host->parallel_for(host->ctx, n_tasks, aggregate_task, &job) == FHP_OK)) {
+    for (uint64_t task = 0; task < n_tasks; task++) aggregate_task(&job, task);
   }
+  /* The first failure in element order, whichever thread met it. */
+  for (uint64_t task = 0; task < n_tasks; task++) {
+    struct task_failure failure = job.failures[task];
+    if (failure.status == FHP_OK) continue;
+    free(job.failures);
+    unsigned long long element = (unsigned long long)failure.element;
+    if (failure.status == FHP_E_NOMEM) return fail(self, FHP_E_NOMEM, "aggregate: out of memory");
+    if (failure.client_id != UINT32_MAX)
+      return fail(self, FHP_E_NUMERIC, "client %u: delta[%llu] is not finite", failure.client_id, element);
+    return fail(self, FHP_E_NUMERIC, "aggregate: element %llu would not be finite", element);
+  }
+  free(job.failures);
   /* A rank statistic gives no client a weight of its own: report the uniform 1/n. */
   if (out_weights)
     for (uint32_t k = 0; k < n_updates; k++) out_weights[k] = 1.0 / n_updates;
   return FHP_OK;
-#undef UPDATE
-#undef COVERAGE
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -147,7 +147,6 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
     var meanDistances = [SquaredDistanceSum](repeating: SquaredDistanceSum(), count: updates.count)
     let initialMeanBlock = try ScratchBuffer(repeating: Float(0), count: varianceMode == .v2 ? scratchLength : 0)
     func updateMeanDeltas(_ block: Range<Int>) {
-      guard varianceMode == .v2 else { return }
       for index in updates.indices {
         records[index].meanDelta.withUnsafeBufferPointer { old in
           nextMeanDeltas[index].withUnsafeMutableBufferPointer { next in
@@ -160,12 +159,14 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
       }
     }
     let measuringDistance = varianceMode == .v1
+    // V2's running sums need the blocks in order on one thread; V1 and V3 sweep in parallel.
+    let afterEachBlock = varianceMode == .v2 ? updateMeanDeltas : nil
     let comparisons = try direction.withUnsafeBufferPointer { direction in
       if directionHasNonzeroElement, let reference = direction.baseAddress {
-        try round.compareUpdates(with: reference, measuringDistance: measuringDistance, afterEachBlock: updateMeanDeltas)
+        try round.compareUpdates(with: reference, measuringDistance: measuringDistance, afterEachBlock: afterEachBlock)
       } else {
         try round.compareUpdatesWithWeightedMean(weights: sampleWeights, measuringDistance: measuringDistance,
-                                                 afterEachBlock: updateMeanDeltas)
+                                                 afterEachBlock: afterEachBlock)
       }
     }
     let similarities = comparisons.map { max($0.cosine, similarityFloor) }
@@ -212,28 +213,35 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
     var nextDirection: [Float] = []
     swap(&nextDirection, &spareDirection)
     if nextDirection.count != count { nextDirection = [Float](repeating: 0, count: count) }
-    let sum = try WeightedDeltaSum(updates, weights: weights, maxBlockLength: scratchLength)
-    let step = try ScratchBuffer(repeating: Float(0), count: scratchLength)
-    var nonFinite = SIMD8<Float>()
-    var nonzero = false
-    direction.withUnsafeBufferPointer { direction in
-      nextDirection.withUnsafeMutableBufferPointer { nextDirection in
-        guard let next = nextDirection.baseAddress else { return }
+    // In the round's parallel tasks: each writes its own elements and reports its own flags.
+    let tasks = round.taskRanges(blockLength: scratchLength)
+    let taskResults: [(nonFinite: SIMD8<Float>, nonzero: Bool)] = try direction.withUnsafeBufferPointer { direction in
+      try nextDirection.withUnsafeMutableBufferPointer { nextDirection in
+        guard let next = nextDirection.baseAddress else { return [] }
         // The first direction is D itself: 0·D + 1·D, exactly D when D is finite (and when
         // it is not, the round fails).
         let previous = direction.isEmpty ? nil : direction.baseAddress
-        for block in elementBlocks(count: count, length: scratchLength) {
-          nonFinite += sum.computeBlock(block, base: nil, scale: 1, into: step.pointer)
-          let applied = applyStep(step.pointer, global: round.global + block.lowerBound,
-                                  output: round.output + block.lowerBound,
-                                  direction: previous.map { $0 + block.lowerBound } ?? UnsafePointer(step.pointer),
-                                  decay: previous == nil ? 0 : directionDecay,
-                                  nextDirection: next + block.lowerBound, count: block.count)
-          nonFinite += applied.nonFinite
-          nonzero = nonzero || applied.nonzero
+        return try round.host.parallelMap(tasks.count) { task -> (nonFinite: SIMD8<Float>, nonzero: Bool) in
+          let sum = try WeightedDeltaSum(updates, weights: weights, maxBlockLength: scratchLength)
+          let step = try ScratchBuffer(repeating: Float(0), count: scratchLength)
+          var nonFinite = SIMD8<Float>()
+          var nonzero = false
+          for block in elementBlocks(tasks[task], length: scratchLength) {
+            nonFinite += sum.computeBlock(block, base: nil, scale: 1, into: step.pointer)
+            let applied = applyStep(step.pointer, global: round.global + block.lowerBound,
+                                    output: round.output + block.lowerBound,
+                                    direction: previous.map { $0 + block.lowerBound } ?? UnsafePointer(step.pointer),
+                                    decay: previous == nil ? 0 : directionDecay,
+                                    nextDirection: next + block.lowerBound, count: block.count)
+            nonFinite += applied.nonFinite
+            nonzero = nonzero || applied.nonzero
+          }
+          return (nonFinite: nonFinite, nonzero: nonzero)
         }
       }
     }
+    let nonFinite = taskResults.reduce(SIMD8<Float>()) { $0 + $1.nonFinite }
+    let nonzero = taskResults.contains { $0.nonzero }
     guard !nonFinite.sum().isNaN else { throw round.nonFiniteFailure() }
 
     // Commit: the direction, the records, α, the round.
@@ -386,7 +394,7 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
     let sums = try ScratchBuffer(repeating: 0.0, count: length)
     let updated = alpha.withUnsafeBufferPointer { alpha in
       [Float](unsafeUninitializedCapacity: count) { updated, initializedCount in
-        for block in elementBlocks(count: count, length: length) {
+        for block in elementBlocks(0..<count, length: length) {
           let sum = sums.pointer, start = block.lowerBound
           sum.update(repeating: 0, count: block.count)
           for (weight, gradient) in contributors {

@@ -2,7 +2,9 @@ import FedHostCore
 import Glibc
 
 /// Aggregation throughput of the strategy plugins against the machine's own memory
-/// bandwidth, measured in the same run on one thread.
+/// bandwidth, measured in the same run: each plugin on one thread and on every core (the
+/// plugins spread their work with the host's `parallel_for`), each against the better of
+/// one-thread and all-core copy bandwidth.
 ///
 /// Aggregation reads every client delta once and is memory-bound, so its honest yardstick
 /// is a plain copy: rows report GB/s with bytes = clients·params·4 read + 2·params·4
@@ -21,11 +23,18 @@ enum AggregationBenchmark {
     let scale = quick ? 4 : 1
     let shapes = [(10, 10_000_000 / scale), (100, 1_000_000 / scale), (1_000, 100_000 / scale)]
 
-    let bandwidth = try MemoryBandwidth.measure(floats: 64_000_000 / scale, repetitions: repetitions)
+    let threads = WorkerPool.defaultThreadCount
+    let bandwidth = try MemoryBandwidth.measure(floats: 64_000_000 / scale, repetitions: repetitions, threads: threads)
+    // The yardstick: whichever copy is faster on this machine, one thread or all of them.
+    let copyYardstick = max(bandwidth.copy.median, bandwidth.parallelCopy.median)
+    let arrays = "\(64 / scale) M floats per array"
     var rows = [
       BenchmarkRow(section: "aggregation", name: "copy bandwidth (memcpy, 1 thread)", unit: "GB/s",
                    fedhostMedian: bandwidth.copy.median, fedhostMin: bandwidth.copy.best, peer: nil, peerMedian: nil,
-                   note: "\(64 / scale) M floats per array, read + write counted", higherIsBetter: true),
+                   note: "\(arrays), read + write counted", higherIsBetter: true),
+      BenchmarkRow(section: "aggregation", name: "copy bandwidth (memcpy, \(threads) threads)", unit: "GB/s",
+                   fedhostMedian: bandwidth.parallelCopy.median, fedhostMin: bandwidth.parallelCopy.best, peer: nil,
+                   peerMedian: nil, note: "same arrays, one contiguous part per thread", higherIsBetter: true),
       BenchmarkRow(section: "aggregation", name: "triad bandwidth (a = b + s·c, 1 thread)", unit: "GB/s",
                    fedhostMedian: bandwidth.triad.median, fedhostMin: bandwidth.triad.best, peer: nil,
                    peerMedian: nil, note: "same arrays as copy", higherIsBetter: true),
@@ -40,16 +49,19 @@ enum AggregationBenchmark {
       let workload = Workload(clients: clients, parameters: parameters)
       let bytes = Double(clients * parameters * 4 + 2 * parameters * 4)
       for (name, library) in libraries {
-        let instance = try library.makeInstance()
-        try workload.aggregate(instance)  // warm-up: page in the output, settle plugin state
-        let rates = try (0..<repetitions).map { _ in bytes / (try seconds { try workload.aggregate(instance) }) / 1e9 }
-        let stats = Statistics(rates, higherIsBetter: true)
-        rows.append(BenchmarkRow(
-          section: "aggregation", name: "\(name) aggregate \(clients) × \(parameters.formatted)", unit: "GB/s",
-          fedhostMedian: stats.median, fedhostMin: stats.best, peer: "single-thread copy bandwidth, same run",
-          peerMedian: bandwidth.copy.median,
-          note: "ratio to copy \(ratio(stats.median, bandwidth.copy.median)); bytes = clients·params·4 + 2·params·4",
-          higherIsBetter: true))
+        for pluginThreads in Set([1, threads]).sorted() {
+          let instance = try library.makeInstance(threads: pluginThreads)
+          try workload.aggregate(instance)  // warm-up: page in the output, settle plugin state
+          let rates = try (0..<repetitions).map { _ in bytes / (try seconds { try workload.aggregate(instance) }) / 1e9 }
+          let stats = Statistics(rates, higherIsBetter: true)
+          rows.append(BenchmarkRow(
+            section: "aggregation",
+            name: "\(name) aggregate \(clients) × \(parameters.formatted), \(pluginThreads) thread\(pluginThreads == 1 ? "" : "s")",
+            unit: "GB/s", fedhostMedian: stats.median, fedhostMin: stats.best,
+            peer: "copy bandwidth, same run (faster of 1 and \(threads) threads)", peerMedian: copyYardstick,
+            note: "ratio to copy \(ratio(stats.median, copyYardstick)); bytes = clients·params·4 + 2·params·4",
+            higherIsBetter: true))
+        }
       }
     }
 
@@ -101,9 +113,12 @@ private struct Workload {
   }
 }
 
-/// Single-thread copy and triad bandwidth over arrays far larger than the last-level cache.
+/// Copy (one thread and `threads` threads) and single-thread triad bandwidth over arrays far
+/// larger than the last-level cache.
 private enum MemoryBandwidth {
-  static func measure(floats count: Int, repetitions: Int) throws -> (copy: Statistics, triad: Statistics) {
+  static func measure(floats count: Int, repetitions: Int, threads: Int) throws
+    -> (copy: Statistics, parallelCopy: Statistics, triad: Statistics)
+  {
     let a = ParameterVector(count: count), b = ParameterVector(count: count), c = ParameterVector(count: count)
     for index in 0..<count {
       b[index] = Float(index % 97)
@@ -114,8 +129,24 @@ private enum MemoryBandwidth {
     let copies = (0..<repetitions).map { _ in
       copyBytes / seconds { a.pointer.update(from: b.pointer, count: count) } / 1e9
     }
+    let pool = WorkerPool(threadCount: threads)
+    let parts = elementParts(count: count, parts: threads)
+    let parallelCopies = try (0..<repetitions).map { _ in
+      copyBytes / (try seconds {
+        _ = try pool.map(count: parts.count, makeState: { _ in () }) { _, part in
+          (a.pointer + parts[part].lowerBound).update(from: b.pointer + parts[part].lowerBound,
+                                                      count: parts[part].count)
+        }
+      }) / 1e9
+    }
     let triads = (0..<repetitions).map { _ in triadBytes / seconds { triad(a, b, c, count) } / 1e9 }
-    return (Statistics(copies, higherIsBetter: true), Statistics(triads, higherIsBetter: true))
+    return (Statistics(copies, higherIsBetter: true), Statistics(parallelCopies, higherIsBetter: true),
+            Statistics(triads, higherIsBetter: true))
+  }
+
+  /// `0..<count` in `parts` contiguous, nearly equal ranges.
+  private static func elementParts(count: Int, parts: Int) -> [Range<Int>] {
+    (0..<parts).map { part in (count * part / parts)..<(count * (part + 1) / parts) }
   }
 
   /// a = b + 3·c with 16-lane SIMD.

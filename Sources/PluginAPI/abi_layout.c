@@ -28,7 +28,8 @@ _Static_assert(sizeof(fhp_update) == 56, "fhp_update v1 size");
 
 FHP_LAYOUT(fhp_host, ctx, 8);
 FHP_LAYOUT(fhp_host, log, 32);
-_Static_assert(sizeof(fhp_host) == 40, "fhp_host v1 size");
+FHP_LAYOUT(fhp_host, parallel_for, 40); /* 1.1: the 1.0 struct ended here */
+_Static_assert(sizeof(fhp_host) == 48, "fhp_host v1.1 size");
 
 FHP_LAYOUT(fhp_initializer_ops, ctx, 8);
 FHP_LAYOUT(fhp_initializer_ops, train_client, 16);

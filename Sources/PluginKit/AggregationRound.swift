@@ -48,10 +48,12 @@ public struct AggregationRound {
   /// Host-owned, `parameterCount` floats; every element must be written.
   public let output: UnsafeMutablePointer<Float>
   private let weightsOutput: UnsafeMutablePointer<Double>?
+  /// The instance's host: its `parallelFor` runs the kernels' tasks on the host's threads.
+  public let host: PluginHost
 
   init(round: UInt32, global: UnsafePointer<Float>?, parameterCount rawCount: UInt64,
        updates rawUpdates: UnsafePointer<fhp_update>?, updateCount: UInt32,
-       output: UnsafeMutablePointer<Float>?, weights: UnsafeMutablePointer<Double>?) throws {
+       output: UnsafeMutablePointer<Float>?, weights: UnsafeMutablePointer<Double>?, host: PluginHost) throws {
     guard updateCount > 0 else { throw PluginFailure.invalid("aggregate: no updates (n_updates is 0)") }
     guard let rawUpdates else { throw PluginFailure.invalid("aggregate: updates is NULL") }
     guard let global, let output else { throw PluginFailure.invalid("aggregate: global or out_global is NULL") }
@@ -65,6 +67,7 @@ public struct AggregationRound {
     self.global = global
     self.output = output
     self.weightsOutput = weights
+    self.host = host
     self.updates = try Self.readUpdates(rawUpdates, count: Int(updateCount), parameterCount: rawCount)
   }
 

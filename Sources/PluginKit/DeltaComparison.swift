@@ -1,3 +1,5 @@
+import CacheHints
+
 /// How one client's delta relates to a reference direction, over the elements the client
 /// covers: inner product, squared norms and squared distance, all accumulated in Double.
 ///
@@ -27,17 +29,21 @@ public struct DeltaComparison: Sendable {
 
 extension AggregationRound {
   /// Compares every update with `reference` (`parameterCount` floats) in one sweep over the
-  /// deltas. `afterEachBlock` runs on each block of elements right after it was compared,
-  /// while the block's deltas are still in cache. `measuringDistance` adds ‖Δ − reference‖².
-  /// `FHP_E_NUMERIC` naming the client if a sum is not finite.
+  /// deltas, in parallel tasks on the host's threads. `afterEachBlock`, if given, runs on each
+  /// block of elements right after it was compared, while the block's deltas are still in
+  /// cache; the sweep then stays on the calling thread and visits the blocks in order.
+  /// `measuringDistance` adds ‖Δ − reference‖². `FHP_E_NUMERIC` naming the client if a sum
+  /// is not finite.
   public func compareUpdates(with reference: UnsafePointer<Float>, measuringDistance: Bool,
-                             afterEachBlock: (Range<Int>) throws -> Void = { _ in }) throws -> [DeltaComparison] {
-    var comparisons = DeltaComparisons(updates, measuringDistance: measuringDistance)
-    for block in elementBlocks(count: parameterCount, length: WeightedDeltaSum.blockSize) {
-      comparisons.add(block, reference: reference + block.lowerBound)
-      try afterEachBlock(block)
+                             afterEachBlock: ((Range<Int>) throws -> Void)? = nil) throws -> [DeltaComparison] {
+    let length = blockLength(preferred: WeightedDeltaSum.blockSize, count: parameterCount)
+    return try compareInTasks(blockLength: length, measuringDistance: measuringDistance,
+                              inOrder: afterEachBlock != nil) { blocks, comparisons in
+      for block in blocks {
+        comparisons.add(block, reference: reference + block.lowerBound)
+        try afterEachBlock?(block)
+      }
     }
-    return try finiteResults(comparisons)
   }
 
   /// Compares every update with the weighted mean of the deltas (per element over the
@@ -45,26 +51,43 @@ extension AggregationRound {
   /// each block's mean is formed, then the same block's deltas, still in cache, are compared
   /// with it. Otherwise as `compareUpdates(with:measuringDistance:afterEachBlock:)`.
   public func compareUpdatesWithWeightedMean(weights: [Double], measuringDistance: Bool,
-                                             afterEachBlock: (Range<Int>) throws -> Void = { _ in })
+                                             afterEachBlock: ((Range<Int>) throws -> Void)? = nil)
     throws -> [DeltaComparison]
   {
     let length = blockLength(preferred: DeltaComparisons.cacheResidentBlockLength(clients: updates.count),
                              count: parameterCount)
-    let mean = try WeightedDeltaSum(updates, weights: weights, maxBlockLength: length)
-    let meanBlock = try ScratchBuffer(repeating: Float(0), count: length)
-    var comparisons = DeltaComparisons(updates, measuringDistance: measuringDistance)
-    var nonFinite = SIMD8<Float>()
-    for block in elementBlocks(count: parameterCount, length: length) {
-      nonFinite += mean.computeBlock(block, base: nil, scale: 1, into: meanBlock.pointer)
-      comparisons.add(block, reference: meanBlock.pointer)
-      try afterEachBlock(block)
+    return try compareInTasks(blockLength: length, measuringDistance: measuringDistance,
+                              inOrder: afterEachBlock != nil) { blocks, comparisons in
+      let mean = try WeightedDeltaSum(updates, weights: weights, maxBlockLength: length)
+      let meanBlock = try ScratchBuffer(repeating: Float(0), count: length)
+      var nonFinite = SIMD8<Float>()
+      for (position, block) in blocks.enumerated() {
+        nonFinite += mean.computeBlock(block, base: nil, scale: 1, into: meanBlock.pointer)
+        comparisons.add(block, reference: meanBlock.pointer,
+                        prefetching: position + 1 < blocks.count ? blocks[position + 1] : nil)
+        try afterEachBlock?(block)
+      }
+      guard !nonFinite.sum().isNaN else { throw nonFiniteFailure() }
     }
-    guard !nonFinite.sum().isNaN else { throw nonFiniteFailure() }
-    return try finiteResults(comparisons)
   }
 
-  private func finiteResults(_ comparisons: DeltaComparisons) throws -> [DeltaComparison] {
-    let results = comparisons.results
+  /// Runs `compareTask` on the blocks of each of the round's tasks (`taskRanges`), each task
+  /// into its own sums — on the host's threads, or in task order on this thread if `inOrder` —
+  /// and adds the tasks' sums in task order.
+  private func compareInTasks(blockLength length: Int, measuringDistance: Bool, inOrder: Bool,
+                              _ compareTask: (_ blocks: [Range<Int>], _ comparisons: inout DeltaComparisons) throws -> Void)
+    throws -> [DeltaComparison]
+  {
+    let tasks = taskRanges(blockLength: length)
+    func run(_ task: Int) throws -> DeltaComparisons {
+      var comparisons = DeltaComparisons(updates, measuringDistance: measuringDistance)
+      try compareTask(elementBlocks(tasks[task], length: length), &comparisons)
+      return comparisons
+    }
+    let partial = inOrder ? try tasks.indices.map(run) : try host.parallelMap(tasks.count, run)
+    var total = DeltaComparisons(updates, measuringDistance: measuringDistance)
+    for next in partial { total.merge(next) }
+    let results = total.results
     guard results.allSatisfy(\.isFinite) else { throw nonFiniteFailure() }
     return results
   }
@@ -77,7 +100,9 @@ extension AggregationRound {
 /// Summation order: every quantity is accumulated in Double by fused multiply-adds into four
 /// lanes, element e into lane e mod 4 in increasing e, and the lanes are added in lane order
 /// at the end. Blocks start at multiples of 4, so the result does not depend on how the
-/// elements are cut into blocks, nor on how the clients are grouped: deterministic.
+/// elements are cut into blocks, nor on how the clients are grouped. Parallel tasks each sum
+/// their own range of elements and are `merge`d lane by lane in task order; the ranges
+/// depend on the round's shape only (`taskRanges`), so the bits never depend on the threads.
 ///
 /// Speed: clients without a mask are compared four at a time, sharing the reference loads.
 /// Four lanes (not eight) keep four clients' dot, ‖Δ‖² and distance sums in the 16 AVX2
@@ -111,35 +136,43 @@ struct DeltaComparisons {
   }
 
   /// Adds the elements of `block` (starting at a multiple of 4); `reference` points at the
-  /// reference's element `block.lowerBound`.
-  mutating func add(_ block: Range<Int>, reference: UnsafePointer<Float>) {
+  /// reference's element `block.lowerBound`. When this block's deltas are in cache (a fused
+  /// sweep), `upcoming` names the block the sweep reads next: its deltas are prefetched while
+  /// this one is compared, so that memory keeps streaming during the comparisons.
+  mutating func add(_ block: Range<Int>, reference: UnsafePointer<Float>, prefetching upcoming: Range<Int>? = nil) {
     assert(block.lowerBound % 4 == 0, "lane e mod 4 needs blocks aligned to 4")
     if measuresDistance {
-      add(block, UnsafeRawPointer(reference), Distance.Included.self)
+      add(block, UnsafeRawPointer(reference), upcoming, Distance.Included.self)
     } else {
-      add(block, UnsafeRawPointer(reference), Distance.Skipped.self)
+      add(block, UnsafeRawPointer(reference), upcoming, Distance.Skipped.self)
     }
     elementCount += block.count
   }
 
-  private mutating func add<D: DistanceChoice>(_ block: Range<Int>, _ reference: UnsafeRawPointer, _ choice: D.Type) {
+  private mutating func add<D: DistanceChoice>(_ block: Range<Int>, _ reference: UnsafeRawPointer,
+                                               _ upcoming: Range<Int>?, _ choice: D.Type) {
     let quads = block.count & ~3  // elements taken four at a time; then a zero-padded tail
     func delta(_ client: Int) -> UnsafeRawPointer { UnsafeRawPointer(updates[client].delta + block.lowerBound) }
+    // Where each client's next slice starts, or nil: nothing to prefetch.
+    func next(_ client: Int) -> UnsafeRawPointer? {
+      upcoming.map { UnsafeRawPointer(updates[client].delta + $0.lowerBound) }
+    }
     var group = 0
     while group + 4 <= unmasked.count {
       let clients = (unmasked[group], unmasked[group + 1], unmasked[group + 2], unmasked[group + 3])
       (lanes[clients.0], lanes[clients.1], lanes[clients.2], lanes[clients.3]) = Self.compareFour(
         (lanes[clients.0], lanes[clients.1], lanes[clients.2], lanes[clients.3]),
-        (delta(clients.0), delta(clients.1), delta(clients.2), delta(clients.3)), reference, quads, D.self)
+        (delta(clients.0), delta(clients.1), delta(clients.2), delta(clients.3)), reference, quads,
+        upcoming == nil ? nil : (next(clients.0)!, next(clients.1)!, next(clients.2)!, next(clients.3)!), D.self)
       group += 4
     }
     for client in unmasked[group...] {
-      lanes[client] = Self.compareOne(lanes[client], delta(client), reference, quads, D.self)
+      lanes[client] = Self.compareOne(lanes[client], delta(client), reference, quads, next(client), D.self)
     }
     for client in masked {
       guard let coverage = updates[client].coverage else { continue }
       lanes[client] = Self.compareMasked(lanes[client], delta(client), UnsafeRawPointer(coverage + block.lowerBound),
-                                         reference, quads, D.self)
+                                         reference, quads, next(client), D.self)
     }
     if !unmasked.isEmpty { referenceSquares = Self.addSquares(referenceSquares, reference, quads) }
     guard quads < block.count else { return }
@@ -157,6 +190,19 @@ struct DeltaComparisons {
       }
     }
     if !unmasked.isEmpty { referenceSquares = referenceSquares.addingProduct(target, target) }
+  }
+
+  /// Adds the sums of `other`, which covered the elements right after this one's.
+  mutating func merge(_ other: DeltaComparisons) {
+    for client in lanes.indices {
+      lanes[client].dot += other.lanes[client].dot
+      lanes[client].deltaSquares += other.lanes[client].deltaSquares
+      lanes[client].distances += other.lanes[client].distances
+      lanes[client].referenceSquares += other.lanes[client].referenceSquares
+      lanes[client].covered &+= other.lanes[client].covered
+    }
+    referenceSquares += other.referenceSquares
+    elementCount += other.elementCount
   }
 
   /// The comparisons, lanes added in lane order.
@@ -178,6 +224,14 @@ struct DeltaComparisons {
   // return the lane sums by value: with `inout`, the compiler stored them back to memory
   // on every iteration (it could not rule out that the delta loads alias them).
 
+  /// Floats per 64-byte cache line: the kernels prefetch one line per client every this many elements.
+  private static let elementsPerLine = 16
+
+  @inline(__always)
+  private static func prefetchLine(_ source: UnsafeRawPointer, _ index: Int) {
+    fedhost_prefetch(source + index * 4)
+  }
+
   @inline(__always)
   private static func load(_ source: UnsafeRawPointer, _ index: Int) -> SIMD4<Double> {
     SIMD4<Double>(source.loadUnaligned(fromByteOffset: index * 4, as: SIMD4<Float>.self))
@@ -193,11 +247,18 @@ struct DeltaComparisons {
   private static func compareFour<D: DistanceChoice>(
     _ lanes: (Lanes, Lanes, Lanes, Lanes),
     _ deltas: (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer),
-    _ reference: UnsafeRawPointer, _ quads: Int, _ choice: D.Type
+    _ reference: UnsafeRawPointer, _ quads: Int,
+    _ upcoming: (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer)?, _ choice: D.Type
   ) -> (Lanes, Lanes, Lanes, Lanes) {
     var (a, b, c, d) = lanes
     var index = 0
     while index < quads {
+      if let upcoming, index % elementsPerLine == 0 {
+        prefetchLine(upcoming.0, index)
+        prefetchLine(upcoming.1, index)
+        prefetchLine(upcoming.2, index)
+        prefetchLine(upcoming.3, index)
+      }
       let target = load(reference, index)
       a.add(delta: load(deltas.0, index), reference: target, D.self)
       b.add(delta: load(deltas.1, index), reference: target, D.self)
@@ -209,12 +270,12 @@ struct DeltaComparisons {
   }
 
   private static func compareOne<D: DistanceChoice>(_ lanes: Lanes, _ delta: UnsafeRawPointer,
-                                                    _ reference: UnsafeRawPointer, _ quads: Int, _ choice: D.Type)
-    -> Lanes
-  {
+                                                    _ reference: UnsafeRawPointer, _ quads: Int,
+                                                    _ upcoming: UnsafeRawPointer?, _ choice: D.Type) -> Lanes {
     var sums = lanes
     var index = 0
     while index < quads {
+      if let upcoming, index % elementsPerLine == 0 { prefetchLine(upcoming, index) }
       sums.add(delta: load(delta, index), reference: load(reference, index), D.self)
       index += 4
     }
@@ -223,10 +284,12 @@ struct DeltaComparisons {
 
   private static func compareMasked<D: DistanceChoice>(_ lanes: Lanes, _ delta: UnsafeRawPointer,
                                                        _ coverage: UnsafeRawPointer, _ reference: UnsafeRawPointer,
-                                                       _ quads: Int, _ choice: D.Type) -> Lanes {
+                                                       _ quads: Int, _ upcoming: UnsafeRawPointer?,
+                                                       _ choice: D.Type) -> Lanes {
     var sums = lanes
     var index = 0
     while index < quads {
+      if let upcoming, index % elementsPerLine == 0 { prefetchLine(upcoming, index) }
       sums.addMasked(delta: load(delta, index), reference: load(reference, index),
                      flags: coverage.loadUnaligned(fromByteOffset: index, as: SIMD4<UInt8>.self), D.self)
       index += 4

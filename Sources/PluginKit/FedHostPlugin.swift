@@ -54,9 +54,9 @@ extension FedHostPlugin {
   }
 }
 
-/// The host as a plugin sees it: its name and its log callback.
+/// The host as a plugin sees it: its log callback and (ABI 1.1) its worker threads, `parallelFor`.
 public struct PluginHost: @unchecked Sendable {
-  private let raw: UnsafePointer<fhp_host>?
+  let raw: UnsafePointer<fhp_host>?
 
   init(_ raw: UnsafePointer<fhp_host>?) { self.raw = raw }
 

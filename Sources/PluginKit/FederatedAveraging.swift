@@ -21,7 +21,8 @@ extension AggregationRound {
   /// clients); elements nobody covers keep global's value. `FHP_E_NUMERIC` naming the
   /// client if the result is not finite.
   public func writeGlobalPlusMean(weights: [Double], step: Double) throws {
-    guard try WeightedDeltaSum.compute(updates, weights: weights, count: parameterCount, base: global,
-                                       scale: step, into: output) else { throw nonFiniteFailure() }
+    guard try WeightedDeltaSum.compute(self, weights: weights, base: global, scale: step, into: output) else {
+      throw nonFiniteFailure()
+    }
   }
 }

@@ -89,7 +89,9 @@ private final class ExportedPlugin: @unchecked Sendable {
         }
         let json = configJSON.map { String(cString: $0) } ?? "{}"
         let config = try PluginConfig(json: json, keys: exported.metadata.configKeys)
-        let box = InstanceBox(plugin: try exported.make(config, PluginHost(host)), metadata: exported.metadata)
+        let pluginHost = PluginHost(host)
+        let box = InstanceBox(plugin: try exported.make(config, pluginHost), host: pluginHost,
+                              metadata: exported.metadata)
         out.pointee = OpaquePointer(Unmanaged.passRetained(box).toOpaque())
         return PluginStatus.ok
       } catch {
@@ -109,7 +111,7 @@ private final class ExportedPlugin: @unchecked Sendable {
         withInstance(instance) { box in
           try box.plugin.aggregate(AggregationRound(round: round, global: global, parameterCount: count,
                                                     updates: updates, updateCount: updateCount,
-                                                    output: output, weights: weights))
+                                                    output: output, weights: weights, host: box.host))
         }
       }
     }
@@ -173,9 +175,11 @@ private final class ExportedPlugin: @unchecked Sendable {
 /// The object behind an `fhp_instance *`: retained by create, released by destroy.
 private final class InstanceBox {
   let plugin: any FedHostPlugin
+  let host: PluginHost
   let metadata: PluginMetadata
-  init(plugin: any FedHostPlugin, metadata: PluginMetadata) {
+  init(plugin: any FedHostPlugin, host: PluginHost, metadata: PluginMetadata) {
     self.plugin = plugin
+    self.host = host
     self.metadata = metadata
   }
 }

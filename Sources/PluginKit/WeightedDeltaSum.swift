@@ -46,19 +46,24 @@ public struct WeightedDeltaSum {
     weightSums = try ScratchBuffer(repeating: 0.0, count: masked ? maxBlockLength : 0)
   }
 
-  /// Computes the formula above into `out` (`base` nil means 0).
+  /// Computes the formula above over `round`'s updates into `out` (`base` nil means 0), the
+  /// round's tasks (`taskRanges`) on the host's threads. Each element's sum is formed by one
+  /// task alone, so the bits do not depend on the tasks or threads.
   /// - Returns: false if any output element is not finite (the caller reports who caused it).
-  public static func compute(_ updates: [ClientUpdateView], weights: [Double], count: Int,
-                             base: UnsafePointer<Float>?, scale: Double,
-                             into out: UnsafeMutablePointer<Float>) throws -> Bool {
-    let length = blockLength(preferred: blockSize, count: count)
-    let sum = try WeightedDeltaSum(updates, weights: weights, maxBlockLength: length)
-    var nonFinite = SIMD8<Float>()
-    for block in elementBlocks(count: count, length: length) {
-      nonFinite += sum.computeBlock(block, base: base.map { $0 + block.lowerBound }, scale: scale,
-                                    into: out + block.lowerBound)
+  public static func compute(_ round: AggregationRound, weights: [Double], base: UnsafePointer<Float>?,
+                             scale: Double, into out: UnsafeMutablePointer<Float>) throws -> Bool {
+    let length = blockLength(preferred: blockSize, count: round.parameterCount)
+    let tasks = round.taskRanges(blockLength: length)
+    let checks = try round.host.parallelMap(tasks.count) { task in
+      let sum = try WeightedDeltaSum(round.updates, weights: weights, maxBlockLength: length)
+      var nonFinite = SIMD8<Float>()
+      for block in elementBlocks(tasks[task], length: length) {
+        nonFinite += sum.computeBlock(block, base: base.map { $0 + block.lowerBound }, scale: scale,
+                                      into: out + block.lowerBound)
+      }
+      return nonFinite
     }
-    return !nonFinite.sum().isNaN
+    return !checks.reduce(SIMD8<Float>(), +).sum().isNaN
   }
 
   /// Computes the formula for the elements of `block` (at most `maxBlockLength` of them)

@@ -34,7 +34,7 @@ struct PluginLoadingTests {
 
   @Test func abiMajorMismatchPrintsBothVersions() throws {
     let path = try compilePlugin(testPluginSource, name: "Abi2", in: directory, flags: ["-DPLUGIN_ABI_MAJOR=2"])
-    expectOneLineFailure(try runHost(["plugins", "describe", path]), containing: ["plugin ABI 2.0", "host ABI 1.0"])
+    expectOneLineFailure(try runHost(["plugins", "describe", path]), containing: ["plugin ABI 2.1", "host ABI 1.1"])
   }
 
   @Test func createFailureCarriesThePluginsMessage() throws {

@@ -33,7 +33,8 @@ public enum StrategyLoader {
                           extraConfig: [String: String] = [:],
                           log: @escaping @Sendable (PluginLogLevel, String) -> Void = { _, _ in }) throws -> Strategy {
     func instance(_ library: PluginLibrary) throws -> PluginInstance {
-      try library.makeInstance(configJSON: settings.pluginConfig(for: library.descriptor, extra: extraConfig), log: log)
+      try library.makeInstance(configJSON: settings.pluginConfig(for: library.descriptor, extra: extraConfig),
+                              threads: settings.threads, log: log)
     }
     let aggregatorLibrary = try PluginLibrary.open(aggregator, searchPath: searchPath)
     try aggregatorLibrary.require(.aggregator)

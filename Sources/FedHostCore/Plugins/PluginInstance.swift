@@ -17,27 +17,22 @@ public final class PluginInstance: @unchecked Sendable {
   let handle: OpaquePointer
   let table: VtableView
   private let host: UnsafeMutablePointer<fhp_host>
-  private let logSink: Unmanaged<LogSink>
+  private let services: Unmanaged<PluginHostServices>
 
-  init(library: PluginLibrary, configJSON: String,
+  /// `threads` bounds the host's `parallel_for`; `abiMinor` 0 offers the ABI 1.0 `fhp_host`.
+  init(library: PluginLibrary, configJSON: String, threads: Int, abiMinor: UInt32,
        log: @escaping @Sendable (PluginLogLevel, String) -> Void) throws {
     self.library = library
     table = VtableView(library.vtable)
-    logSink = Unmanaged.passRetained(LogSink(log))
+    services = Unmanaged.passRetained(PluginHostServices(threadCount: threads, log: log))
     host = .allocate(capacity: 1)
-    host.initialize(to: fhp_host(struct_size: UInt32(MemoryLayout<fhp_host>.size), reserved: 0,
-                                 ctx: logSink.toOpaque(), host_name: HostStrings.name,
-                                 host_version: HostStrings.version, log: { ctx, level, message in
-      guard let ctx, let message else { return }
-      let sink = Unmanaged<LogSink>.fromOpaque(ctx).takeUnretainedValue()
-      sink.emit(PluginLogLevel(rawValue: level) ?? .info, String(cString: message))
-    }))
+    host.initialize(to: services.takeUnretainedValue().makeHostStruct(abiMinor: abiMinor))
     var created: OpaquePointer?
     let status = library.vtable.pointee.create!(host, configJSON, &created)
     guard status == statusOK, let created else {
       let message = library.lastError(nil)
       host.deallocate()
-      logSink.release()
+      services.release()
       throw PluginError.createFailed(path: library.path, id: library.descriptor.id,
                                      message: message.isEmpty ? statusName(status) : message)
     }
@@ -47,7 +42,7 @@ public final class PluginInstance: @unchecked Sendable {
   deinit {
     library.vtable.pointee.destroy!(handle)
     host.deallocate()
-    logSink.release()
+    services.release()
   }
 
   public var supportsAggregate: Bool { table.function(\.aggregate) != nil }
@@ -178,12 +173,6 @@ enum HostStrings {
 }
 
 public let fedHostVersion = "0.1.0"
-
-/// Receives a plugin's log lines on any thread.
-final class LogSink: @unchecked Sendable {
-  let emit: @Sendable (PluginLogLevel, String) -> Void
-  init(_ emit: @escaping @Sendable (PluginLogLevel, String) -> Void) { self.emit = emit }
-}
 
 /// NUL-terminated copies of metric keys, alive for one call.
 final class MetricKeyStorage {

@@ -1,5 +1,9 @@
 /*
- * fedhost_plugin.h — the FedHost strategy plugin ABI, version 1.0.
+ * fedhost_plugin.h — the FedHost strategy plugin ABI, version 1.1.
+ *
+ * History (MINOR versions only append):
+ *   1.0  the first version.
+ *   1.1  fhp_host.parallel_for: run a plugin's tasks on the host's worker threads.
  *
  * This header is the whole contract between the `host` program and a strategy plugin.
  * A plugin is a shared object (ELF .so) that exports exactly one symbol,
@@ -74,7 +78,7 @@ extern "C" {
 #define FHP_EXPORT __attribute__((visibility("default")))
 
 #define FHP_ABI_MAJOR 1u /* incompatible change: hosts refuse plugins of another major   */
-#define FHP_ABI_MINOR 0u /* compatible change: members appended at the ends of structs   */
+#define FHP_ABI_MINOR 1u /* compatible change: members appended at the ends of structs   */
 
 /* True when `member` of the struct pointed to by `ptr` lies within ptr->struct_size. */
 #define FHP_HAS_MEMBER(ptr, type, member) \
@@ -188,6 +192,30 @@ typedef struct fhp_host {
   const char *host_version;    /* e.g. "0.1.0"                                            */
   /* [any-thread] Emit a diagnostic line (UTF-8, no newline needed).  May be NULL. */
   void (*log)(void *ctx, int32_t level, const char *message);
+
+  /* ---- ABI 1.1 (absent from a 1.0 host: test FHP_HAS_MEMBER(host, fhp_host, parallel_for)) ---- */
+
+  /* Runs task(task_ctx, i) exactly once for every i in [0, n_tasks) on the host's worker
+   * threads (the calling thread among them) and returns when every task has returned.
+   * Tasks run concurrently and in no particular order, as many at once as the user gave the
+   * host threads (`host --threads`); with one thread, or n_tasks < 2, they run in index order
+   * on the calling thread.  Each task runs with the calling thread's floating-point
+   * environment (rounding mode, flush-to-zero), so results do not depend on which thread ran it.
+   *
+   * Determinism is the plugin's job and is easy: cut the work into tasks by the data alone
+   * (e.g. fixed chunks of elements), never by the thread count; let task i write only its
+   * own outputs and partial results; combine partial results in index order afterwards.
+   * Then a run gives the same bits with any number of threads.
+   *
+   * Tasks return nothing and must not unwind (rule 6): record a failure in task_ctx and act
+   * on it after parallel_for returns.  A task may not call parallel_for; such a nested call,
+   * or a call while another thread's parallel_for is running on this instance, runs its
+   * tasks on the calling thread in index order (never a deadlock).  Callable from inside
+   * any plugin call on the instance whose host this is, on the thread of that call.
+   * Returns FHP_OK, or FHP_E_INVALID (task is NULL) without running anything.
+   * May be NULL: run the tasks yourself. */
+  fhp_status (*parallel_for)(void *ctx, uint64_t n_tasks,
+                             void (*task)(void *task_ctx, uint64_t index), void *task_ctx);
 } fhp_host;
 
 /* Given to initialize(); host-owned, valid only during that call, callable only from the

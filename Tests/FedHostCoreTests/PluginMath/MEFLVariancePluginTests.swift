@@ -126,9 +126,9 @@ struct MEFLVariancePluginTests {
 
   /// Four rounds, a varying subset of clients each. The larger cases span several element
   /// blocks (8192 each), have client counts that are not multiples of four, lengths that are
-  /// not multiples of the SIMD width, and coverage masks.
+  /// not multiples of the SIMD width, and coverage masks; the last spans several parallel tasks.
   @Test(arguments: [("v1", 777, 5, false), ("v2", 777, 5, false), ("v1", 20_003, 7, false), ("v2", 20_003, 7, true),
-                    ("v1", 16_389, 10, true)])
+                    ("v1", 16_389, 10, true), ("v1", 400_003, 6, true)])
   func matchesTheReferenceOverSeveralRounds(mode: String, count: Int, clientCount: Int, masked: Bool) throws {
     var random = TestRandom(seed: UInt64(count + clientCount) + (mode == "v1" ? 31 : 37))
     let plugin = try PluginFixture.instance("MEFLVariance", #"{"variance_mode": "\#(mode)"}"#)

@@ -1,4 +1,5 @@
 import FedHostCore
+import Foundation
 import Glibc
 import PluginAPI
 import Testing
@@ -40,6 +41,24 @@ enum PluginFixture {
     let weights = try instance.aggregate(round: round, global: ParameterVector(global), updates: updates,
                                          into: output)
     return (output.array, weights)
+  }
+
+  /// Compiles the C plugin at `source` (relative to the package root) with the system C
+  /// compiler, as C `standard`, into a temporary directory and opens it through the host's loader.
+  static func compileCPlugin(_ source: String, name: String, standard: String,
+                             extraArguments: [String] = []) throws -> PluginLibrary {
+    let output = try DataTestSupport.temporaryDirectory().appendingPathComponent("lib\(name).so").path
+    let compiler = Process()
+    compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    compiler.arguments = ["cc", "-std=\(standard)", "-O2", "-Wall", "-Werror", "-fPIC", "-shared", "-fvisibility=hidden",
+                          "-I", packageRoot + "/Sources/PluginAPI/include", "-o", output, packageRoot + "/" + source]
+      + extraArguments
+    try compiler.run()
+    compiler.waitUntilExit()
+    guard compiler.terminationStatus == 0 else {
+      throw PluginError.notLoadable(path: output, reason: "cc exited with \(compiler.terminationStatus)")
+    }
+    return try PluginLibrary.open(output)
   }
 
   /// The error text of `body`, or nil if it did not throw.

@@ -6,20 +6,9 @@ import Testing
 /// directory exactly as its README says, then loaded through the host's loader.
 @Suite("C example: robust aggregator")
 struct RobustAggregatorTests {
-  static let library: Result<PluginLibrary, Error> = Result {
-    let directory = try DataTestSupport.temporaryDirectory()
-    let output = directory.appendingPathComponent("libRobustAggregator.so").path
-    let compiler = Process()
-    compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    compiler.arguments = ["cc", "-std=c99", "-O2", "-Wall", "-Werror", "-fPIC", "-shared", "-fvisibility=hidden",
-                          "-I", PluginFixture.packageRoot + "/Sources/PluginAPI/include", "-o", output,
-                          PluginFixture.packageRoot + "/Examples/robust-aggregator/robust_aggregator.c"]
-    try compiler.run()
-    compiler.waitUntilExit()
-    guard compiler.terminationStatus == 0 else {
-      throw PluginError.notLoadable(path: output, reason: "cc exited with \(compiler.terminationStatus)")
-    }
-    return try PluginLibrary.open(output)
+  static let library = Result {
+    try PluginFixture.compileCPlugin("Examples/robust-aggregator/robust_aggregator.c", name: "RobustAggregator",
+                                     standard: "c99")
   }
 
   private func instance(_ config: String = "{}") throws -> PluginInstance {
@@ -87,5 +76,45 @@ struct RobustAggregatorTests {
     let badMethod = PluginFixture.errorText { _ = try instance(#"{"method": 1}"#) }
     #expect(badMethod?.contains(#"config key "method" must be a string"#) == true)
     #expect(try instance().saveState().isEmpty, "stateless: save_state is NULL")
+  }
+
+  /// 5 clients × 30,001 elements: eight tasks of 4096 elements (the last one short). The bits
+  /// must not depend on the host's threads, nor on whether the host has any (ABI 1.0).
+  @Test func sameBitsOnOneThreadTwoThreadsAndAnOlderHost() throws {
+    var random = TestRandom(seed: 17)
+    let global = random.vector(30_001)
+    let updates = (0..<5).map { client in
+      PluginFixture.update(UInt32(client), random.vector(30_001, scale: 0.1),
+                           coverage: client == 3 ? random.mask(30_001, coverage: 0.5) : nil)
+    }
+    func run(threads: Int, hostABIMinor: UInt32) throws -> [Float] {
+      let plugin = try Self.library.get().makeInstance(configJSON: #"{"method": "trimmed_mean"}"#, threads: threads,
+                                                        hostABIMinor: hostABIMinor)
+      return try PluginFixture.aggregate(plugin, global: global, updates).global
+    }
+    let serial = try run(threads: 1, hostABIMinor: hostABIMinor)
+    #expect(serial == (try run(threads: 2, hostABIMinor: hostABIMinor)))
+    #expect(serial == (try run(threads: 2, hostABIMinor: 0)))
+    // And the values are the statistic: element 9 by hand (no mask there for client 3 or not).
+    let covering = updates.filter { $0.coverage.map { $0.pointer[9] != 0 } ?? true }.map { $0.delta[9] }.sorted()
+    let cut = Int(0.2 * Double(covering.count))
+    let kept = covering[cut..<(covering.count - cut)]
+    #expect(serial[9] == Float(Double(global[9]) + kept.reduce(0.0) { $0 + Double($1) } / Double(kept.count)))
+  }
+
+  /// Two non-finite deltas in different tasks: on any number of threads the message names the
+  /// first in element order.
+  @Test func theFirstBadElementIsReportedWhicheverThreadMetIt() throws {
+    var deltaA = [Float](repeating: 0.5, count: 30_001), deltaB = deltaA
+    deltaA[25_000] = .infinity
+    deltaB[5_000] = .nan
+    for threads in [1, 2] {
+      let plugin = try Self.library.get().makeInstance(threads: threads)
+      let message = PluginFixture.errorText {
+        _ = try PluginFixture.aggregate(plugin, global: [Float](repeating: 0, count: 30_001),
+                                        [PluginFixture.update(4, deltaA), PluginFixture.update(7, deltaB)])
+      }
+      #expect(message?.contains("client 7: delta[5000] is not finite") == true, "\(threads) threads: \(message ?? "")")
+    }
   }
 }

@@ -1,5 +1,9 @@
 """ctypes mirror of ``Sources/PluginAPI/include/fedhost_plugin.h`` (ABI 1.0, LP64).
 
+The bridge is an ABI 1.0 host: its ``fhp_host`` ends after ``log`` (no 1.1 ``parallel_for``),
+which the header's rule 2 makes valid for plugins of any 1.x minor; they then run their
+tasks on the calling thread.
+
 Only layout lives here: the structs exactly as the header declares them, the status codes and
 kind bits, and :func:`read_sized`, which reads a plugin-owned struct the way rule 2 of the
 header demands (members that do not lie entirely within ``struct_size`` are treated as zero).

@@ -1,0 +1,91 @@
+import FedHostCore
+import Foundation
+import Synchronization
+import Testing
+
+/// Plugins on the host's worker threads (`fhp_host.parallel_for`, ABI 1.1): the host's side
+/// checked by a plain-C probe plugin, and the project's plugins checked for giving the same
+/// bits on one thread, on two, and under an ABI 1.0 host that has no `parallel_for`.
+@Suite("Plugins on the host's threads (parallel_for)")
+struct ParallelAggregationTests {
+  /// Tests/Fixtures/plugins/parallel_probe.c, compiled with the system C compiler.
+  static let probe = Result {
+    try PluginFixture.compileCPlugin("Tests/Fixtures/plugins/parallel_probe.c", name: "ParallelProbe",
+                                     standard: "c11", extraArguments: ["-lpthread"])
+  }
+
+  /// Runs the probe once on 3 clients; returns its log lines. The output must be the plain
+  /// mean, computed here the way the probe's C does it.
+  private func runProbe(threads: Int, hostABIMinor: UInt32 = hostABIMinor, flushingSubnormals: Bool) throws -> [String] {
+    let lines = Mutex<[String]>([])
+    let plugin = try Self.probe.get().makeInstance(threads: threads, hostABIMinor: hostABIMinor) { _, line in
+      lines.withLock { $0.append(line) }
+    }
+    var random = TestRandom(seed: 5)
+    let global = random.vector(10_001)
+    let updates = (0..<3).map { PluginFixture.update(UInt32($0), random.vector(10_001, scale: 0.1)) }
+    let result = flushingSubnormals
+      ? try FloatEnvironment.withSubnormalsFlushed { try PluginFixture.aggregate(plugin, global: global, updates) }
+      : try PluginFixture.aggregate(plugin, global: global, updates)
+    let expected = global.indices.map { element in
+      Float(Double(global[element]) + updates.reduce(0.0) { $0 + Double($1.delta[element]) } / 3)
+    }
+    #expect(result.global == expected)
+    return lines.withLock { $0 }
+  }
+
+  @Test(arguments: [(1, false), (2, false), (2, true)])
+  func everyTaskRunsOnceInTheCallersFloatModeOnAtMostThreadsThreads(threads: Int, flushing: Bool) throws {
+    // The probe itself fails the call if a task ran twice or never, saw another MXCSR than
+    // the caller's, or if a nested parallel_for did not run inline and in order.
+    let lines = try runProbe(threads: threads, flushingSubnormals: flushing)
+    let used = lines.compactMap { line -> Int? in
+      guard line.hasPrefix("parallel_for: 64 tasks on ") else { return nil }
+      return Int(line.split(separator: " ")[4])
+    }
+    #expect(used.count == 1, "log: \(lines)")
+    #expect((1...threads).contains(used.first ?? 0), "log: \(lines)")
+  }
+
+  @Test func anABI10HostOffersNoParallelFor() throws {
+    #expect(try runProbe(threads: 2, hostABIMinor: 0, flushingSubnormals: false) == ["parallel_for: absent"])
+  }
+
+  /// 6 clients × 400,003 parameters (9.6 MB of deltas: several of the kernels' ~4 MiB
+  /// tasks), two clients with coverage masks, three rounds (MEFL carries state between
+  /// them). The bits must not depend on the threads, nor on whether the host has threads.
+  @Test(arguments: [("FedAvg", "{}"), ("FedProx", "{}"), ("SimilarityAware", "{}"),
+                    ("MEFLVariance", #"{"variance_mode": "v1"}"#), ("MEFLVariance", #"{"variance_mode": "v2"}"#)])
+  func sameBitsOnOneThreadTwoThreadsAndAnOlderHost(plugin name: String, config: String) throws {
+    var random = TestRandom(seed: 41)
+    let count = 400_003
+    let initialGlobal = random.vector(count)
+    let drift = random.vector(count, scale: 0.02)
+    func update(_ client: Int) -> ClientUpdate {
+      let delta: [Float] = zip(drift, random.vector(count, scale: 0.01)).map(+)
+      let coverage: [UInt8]? = client % 3 == 2 ? random.mask(count, coverage: 0.7) : nil
+      return PluginFixture.update(UInt32(client), delta, samples: UInt64(10 + client), coverage: coverage,
+                                  metrics: ["query_loss": Double(random.below(100)) / 50])
+    }
+    let rounds: [[ClientUpdate]] = (0..<3).map { _ in (0..<6).map(update) }
+    func run(threads: Int, hostABIMinor: UInt32) throws -> [([Float], [Double])] {
+      let plugin = try PluginFixture.library(name).makeInstance(configJSON: config, threads: threads,
+                                                                hostABIMinor: hostABIMinor)
+      var global = initialGlobal
+      return try rounds.enumerated().map { round, updates in
+        let result = try PluginFixture.aggregate(plugin, global: global, updates, round: round)
+        global = result.global
+        return (result.global, result.weights)
+      }
+    }
+    let oneThread = try run(threads: 1, hostABIMinor: hostABIMinor)
+    let twoThreads = try run(threads: 2, hostABIMinor: hostABIMinor)
+    let olderHost = try run(threads: 2, hostABIMinor: 0)
+    for round in oneThread.indices {
+      #expect(oneThread[round].0 == twoThreads[round].0, "round \(round): outputs differ between 1 and 2 threads")
+      #expect(oneThread[round].1 == twoThreads[round].1, "round \(round): weights differ between 1 and 2 threads")
+      #expect(oneThread[round].0 == olderHost[round].0, "round \(round): outputs differ under an ABI 1.0 host")
+      #expect(oneThread[round].1 == olderHost[round].1, "round \(round): weights differ under an ABI 1.0 host")
+    }
+  }
+}
