@@ -29,10 +29,8 @@ let package = Package(
     .target(name: "PluginAPI", path: "Sources/PluginAPI"),
     // Boilerplate shared by plugins written in Swift (entry symbol, error capture, config parsing).
     // Linked statically into each plugin, never into the host: only C types cross the boundary.
-    .target(name: "PluginKit", dependencies: ["PluginAPI", "CacheHints"], path: "Sources/PluginKit",
+    .target(name: "PluginKit", dependencies: ["PluginAPI"], path: "Sources/PluginKit",
             swiftSettings: fastMath),
-    // A cache prefetch for PluginKit's kernels (not in Swift's standard library); header-only.
-    .target(name: "CacheHints", path: "Sources/CacheHints"),
     // Everything the host does, testable: model, data, plugin loading, federation, pipelines, reports.
     .target(name: "FedHostCore", dependencies: ["PluginAPI"], path: "Sources/FedHostCore",
             swiftSettings: fastMath),

@@ -1,5 +1,3 @@
-import CacheHints
-
 /// How one client's delta relates to a reference direction, over the elements the client
 /// covers: inner product, squared norms and squared distance, all accumulated in Double.
 ///
@@ -61,10 +59,9 @@ extension AggregationRound {
       let mean = try WeightedDeltaSum(updates, weights: weights, maxBlockLength: length)
       let meanBlock = try ScratchBuffer(repeating: Float(0), count: length)
       var nonFinite = SIMD8<Float>()
-      for (position, block) in blocks.enumerated() {
+      for block in blocks {
         nonFinite += mean.computeBlock(block, base: nil, scale: 1, into: meanBlock.pointer)
-        comparisons.add(block, reference: meanBlock.pointer,
-                        prefetching: position + 1 < blocks.count ? blocks[position + 1] : nil)
+        comparisons.add(block, reference: meanBlock.pointer)
         try afterEachBlock?(block)
       }
       guard !nonFinite.sum().isNaN else { throw nonFiniteFailure() }
@@ -136,43 +133,35 @@ struct DeltaComparisons {
   }
 
   /// Adds the elements of `block` (starting at a multiple of 4); `reference` points at the
-  /// reference's element `block.lowerBound`. When this block's deltas are in cache (a fused
-  /// sweep), `upcoming` names the block the sweep reads next: its deltas are prefetched while
-  /// this one is compared, so that memory keeps streaming during the comparisons.
-  mutating func add(_ block: Range<Int>, reference: UnsafePointer<Float>, prefetching upcoming: Range<Int>? = nil) {
+  /// reference's element `block.lowerBound`.
+  mutating func add(_ block: Range<Int>, reference: UnsafePointer<Float>) {
     assert(block.lowerBound % 4 == 0, "lane e mod 4 needs blocks aligned to 4")
     if measuresDistance {
-      add(block, UnsafeRawPointer(reference), upcoming, Distance.Included.self)
+      add(block, UnsafeRawPointer(reference), Distance.Included.self)
     } else {
-      add(block, UnsafeRawPointer(reference), upcoming, Distance.Skipped.self)
+      add(block, UnsafeRawPointer(reference), Distance.Skipped.self)
     }
     elementCount += block.count
   }
 
-  private mutating func add<D: DistanceChoice>(_ block: Range<Int>, _ reference: UnsafeRawPointer,
-                                               _ upcoming: Range<Int>?, _ choice: D.Type) {
+  private mutating func add<D: DistanceChoice>(_ block: Range<Int>, _ reference: UnsafeRawPointer, _ choice: D.Type) {
     let quads = block.count & ~3  // elements taken four at a time; then a zero-padded tail
     func delta(_ client: Int) -> UnsafeRawPointer { UnsafeRawPointer(updates[client].delta + block.lowerBound) }
-    // Where each client's next slice starts, or nil: nothing to prefetch.
-    func next(_ client: Int) -> UnsafeRawPointer? {
-      upcoming.map { UnsafeRawPointer(updates[client].delta + $0.lowerBound) }
-    }
     var group = 0
     while group + 4 <= unmasked.count {
       let clients = (unmasked[group], unmasked[group + 1], unmasked[group + 2], unmasked[group + 3])
       (lanes[clients.0], lanes[clients.1], lanes[clients.2], lanes[clients.3]) = Self.compareFour(
         (lanes[clients.0], lanes[clients.1], lanes[clients.2], lanes[clients.3]),
-        (delta(clients.0), delta(clients.1), delta(clients.2), delta(clients.3)), reference, quads,
-        upcoming == nil ? nil : (next(clients.0)!, next(clients.1)!, next(clients.2)!, next(clients.3)!), D.self)
+        (delta(clients.0), delta(clients.1), delta(clients.2), delta(clients.3)), reference, quads, D.self)
       group += 4
     }
     for client in unmasked[group...] {
-      lanes[client] = Self.compareOne(lanes[client], delta(client), reference, quads, next(client), D.self)
+      lanes[client] = Self.compareOne(lanes[client], delta(client), reference, quads, D.self)
     }
     for client in masked {
       guard let coverage = updates[client].coverage else { continue }
       lanes[client] = Self.compareMasked(lanes[client], delta(client), UnsafeRawPointer(coverage + block.lowerBound),
-                                         reference, quads, next(client), D.self)
+                                         reference, quads, D.self)
     }
     if !unmasked.isEmpty { referenceSquares = Self.addSquares(referenceSquares, reference, quads) }
     guard quads < block.count else { return }
@@ -224,14 +213,6 @@ struct DeltaComparisons {
   // return the lane sums by value: with `inout`, the compiler stored them back to memory
   // on every iteration (it could not rule out that the delta loads alias them).
 
-  /// Floats per 64-byte cache line: the kernels prefetch one line per client every this many elements.
-  private static let elementsPerLine = 16
-
-  @inline(__always)
-  private static func prefetchLine(_ source: UnsafeRawPointer, _ index: Int) {
-    fedhost_prefetch(source + index * 4)
-  }
-
   @inline(__always)
   private static func load(_ source: UnsafeRawPointer, _ index: Int) -> SIMD4<Double> {
     SIMD4<Double>(source.loadUnaligned(fromByteOffset: index * 4, as: SIMD4<Float>.self))
@@ -247,18 +228,11 @@ struct DeltaComparisons {
   private static func compareFour<D: DistanceChoice>(
     _ lanes: (Lanes, Lanes, Lanes, Lanes),
     _ deltas: (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer),
-    _ reference: UnsafeRawPointer, _ quads: Int,
-    _ upcoming: (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer)?, _ choice: D.Type
+    _ reference: UnsafeRawPointer, _ quads: Int, _ choice: D.Type
   ) -> (Lanes, Lanes, Lanes, Lanes) {
     var (a, b, c, d) = lanes
     var index = 0
     while index < quads {
-      if let upcoming, index % elementsPerLine == 0 {
-        prefetchLine(upcoming.0, index)
-        prefetchLine(upcoming.1, index)
-        prefetchLine(upcoming.2, index)
-        prefetchLine(upcoming.3, index)
-      }
       let target = load(reference, index)
       a.add(delta: load(deltas.0, index), reference: target, D.self)
       b.add(delta: load(deltas.1, index), reference: target, D.self)
@@ -270,12 +244,12 @@ struct DeltaComparisons {
   }
 
   private static func compareOne<D: DistanceChoice>(_ lanes: Lanes, _ delta: UnsafeRawPointer,
-                                                    _ reference: UnsafeRawPointer, _ quads: Int,
-                                                    _ upcoming: UnsafeRawPointer?, _ choice: D.Type) -> Lanes {
+                                                    _ reference: UnsafeRawPointer, _ quads: Int, _ choice: D.Type)
+    -> Lanes
+  {
     var sums = lanes
     var index = 0
     while index < quads {
-      if let upcoming, index % elementsPerLine == 0 { prefetchLine(upcoming, index) }
       sums.add(delta: load(delta, index), reference: load(reference, index), D.self)
       index += 4
     }
@@ -284,12 +258,10 @@ struct DeltaComparisons {
 
   private static func compareMasked<D: DistanceChoice>(_ lanes: Lanes, _ delta: UnsafeRawPointer,
                                                        _ coverage: UnsafeRawPointer, _ reference: UnsafeRawPointer,
-                                                       _ quads: Int, _ upcoming: UnsafeRawPointer?,
-                                                       _ choice: D.Type) -> Lanes {
+                                                       _ quads: Int, _ choice: D.Type) -> Lanes {
     var sums = lanes
     var index = 0
     while index < quads {
-      if let upcoming, index % elementsPerLine == 0 { prefetchLine(upcoming, index) }
       sums.addMasked(delta: load(delta, index), reference: load(reference, index),
                      flags: coverage.loadUnaligned(fromByteOffset: index, as: SIMD4<UInt8>.self), D.self)
       index += 4
