@@ -8,7 +8,7 @@ enum ExperimentOptions {
     .value("federation", "FILE", "federation spec (JSON, see docs/federation-spec.md); default: the embedded two-device federation"),
     .value("data-dir", "DIR", "directory the spec's dataset files are relative to (default: .)"),
     .value("preset", "NAME", "tuned (default: the protocol with sane training) or paper (Section IV.D exactly)"),
-    .value("threads", "N", "worker threads for client training (default: all cores; results do not depend on it)"),
+    .value("threads", "N", "worker threads for client training and for plugins (parallel_for) (default: all cores; results do not depend on it)"),
     .value("plugin-path", "DIRS", "extra plugin directories (colon-separated, repeatable)"),
     .value("plugin-config", "KEY=JSON", "extra config entry for every plugin declaring KEY, e.g. variance_mode=\"v2\" (repeatable)"),
     .value("phases", "P1,P2,P3", "shares of each device's train part for Phases 1/2/3 (paper 0.2,0.5,0.3; tuned 0.1,0.3,0.6)"),

@@ -48,7 +48,7 @@ public struct PipelineSettings: Sendable, Equatable {
   public var similarityFloor: Double
   public var mu: Double
   public var seed: UInt64
-  /// Worker threads for client training; results do not depend on it.
+  /// Worker threads for client training and for plugins' `parallel_for`; results do not depend on it.
   public var threads: Int
 
   public static let paperHiddenWidths = [256, 128, 64, 32, 16, 12, 8]

@@ -2,8 +2,8 @@ import Foundation
 import PluginAPI
 
 /// The conformance checks behind `host plugins validate`: ABI negotiation, config errors,
-/// finite outputs, zero deltas leave the model unchanged, determinism under one seed,
-/// coverage masks, error reporting, state round-trip and, per kind, the initializer and
+/// finite outputs, zero deltas leave the model unchanged, determinism under one seed and
+/// across host thread counts (ABI 1.1 `parallel_for`, and a 1.0 host without it), coverage masks, error reporting, state round-trip and, per kind, the initializer and
 /// client-hook calls — all on synthetic updates.
 ///
 /// These run in the process that loaded the plugin; `PluginValidation` runs them in a child
@@ -62,6 +62,7 @@ public struct PluginConformance {
       check("aggregate: zero deltas leave the model unchanged") { try checkZeroDeltas() }
       check("aggregate: one client is accepted") { _ = try aggregate(makeUpdates(count: 1), seed: 1) }
       check("aggregate: same seed, same input, same bits") { try checkDeterminism() }
+      check("aggregate: same bits on 1 and 2 host threads and under an ABI 1.0 host") { try checkThreadIndependence() }
       check("aggregate: elements no client covers keep their value") { try checkCoverage() }
       check("aggregate: zero updates are an error") { try expectAggregateFailure(updates: [], mentioning: nil) }
       check("aggregate: a NaN delta is an error naming the client") { try checkNaNDelta() }
@@ -88,17 +89,21 @@ public struct PluginConformance {
   // MARK: - synthetic data
 
   static let parameterCount = 4099  // not a multiple of any SIMD width, to exercise tails
+  /// Enough for 8 clients' deltas (6.4 MB) to span several tasks of a plugin that cuts its
+  /// work by data size (PluginKit's tasks stream ~4 MiB each).
+  static let parallelParameterCount = 200_003
 
-  private func makeGlobal() -> ParameterVector {
+  private func makeGlobal(parameterCount: Int = parameterCount) -> ParameterVector {
     var random = SeededGenerator(seed: 11)
-    return ParameterVector((0..<Self.parameterCount).map { _ in Float(random.nextUnit() * 2 - 1) })
+    return ParameterVector((0..<parameterCount).map { _ in Float(random.nextUnit() * 2 - 1) })
   }
 
-  private func makeUpdates(count: Int, scale: Float = 0.01, coverage: [CoverageMask?]? = nil) -> [ClientUpdate] {
+  private func makeUpdates(count: Int, scale: Float = 0.01, coverage: [CoverageMask?]? = nil,
+                           parameterCount: Int = parameterCount) -> [ClientUpdate] {
     var random = SeededGenerator(seed: 29)
     return (0..<count).map { index in
       let mask = coverage?[index]
-      let delta = ParameterVector((0..<Self.parameterCount).map { element in
+      let delta = ParameterVector((0..<parameterCount).map { element in
         let value = Float(random.nextUnit() * 2 - 1) * scale + scale * Float(index + 1) * 0.5
         return mask.map { $0[element] ? value : 0 } ?? value
       })
@@ -113,7 +118,7 @@ public struct PluginConformance {
   private func aggregate(_ updates: [ClientUpdate], seed: Int, instance: PluginInstance? = nil,
                          round: Int = 0) throws -> (ParameterVector, [Double]) {
     let plugin = try instance ?? library.makeInstance(configJSON: "{\"seed\": \(seed)}")
-    let global = makeGlobal()
+    let global = makeGlobal(parameterCount: updates.first?.delta.count ?? Self.parameterCount)
     let output = ParameterVector(count: global.count)
     let weights = try plugin.aggregateUnchecked(round: round, global: global, updates: updates, into: output)
     return (output, weights)
@@ -199,6 +204,23 @@ public struct PluginConformance {
     try expectIdentical(first, second, what: "two instances with seed 5")
     guard firstWeights.map(\.bitPattern) == secondWeights.map(\.bitPattern) else {
       throw ConformanceFailure("out_weights differ between two instances with seed 5")
+    }
+  }
+
+  /// A plugin that spreads its work over the host's threads must cut it by the data alone.
+  private func checkThreadIndependence() throws {
+    let updates = makeUpdates(count: 8, parameterCount: Self.parallelParameterCount)
+    func run(threads: Int, hostABIMinor: UInt32) throws -> (ParameterVector, [Double]) {
+      let instance = try library.makeInstance(configJSON: "{\"seed\": 5}", threads: threads, hostABIMinor: hostABIMinor)
+      return try aggregate(updates, seed: 5, instance: instance)
+    }
+    let (reference, referenceWeights) = try run(threads: 1, hostABIMinor: hostABIMinor)
+    for (threads, minor, host) in [(2, hostABIMinor, "2 host threads"), (2, 0, "an ABI 1.0 host (no parallel_for)")] {
+      let (output, weights) = try run(threads: threads, hostABIMinor: minor)
+      try expectIdentical(reference, output, what: "outputs of 1 host thread and of \(host)")
+      guard weights.map(\.bitPattern) == referenceWeights.map(\.bitPattern) else {
+        throw ConformanceFailure("out_weights differ between 1 host thread and \(host)")
+      }
     }
   }
 

@@ -47,6 +47,21 @@ struct ParallelAggregationTests {
     #expect((1...threads).contains(used.first ?? 0), "log: \(lines)")
   }
 
+  /// `host plugins validate` compares 1 thread, 2 threads and a 1.0 host: it passes the probe
+  /// and catches a variant whose result changes without `parallel_for`.
+  @Test func validationCatchesAPluginWhoseBitsDependOnTheHost() throws {
+    let check = "aggregate: same bits on 1 and 2 host threads and under an ABI 1.0 host"
+    func outcome(_ library: PluginLibrary) -> PluginConformance.Outcome? {
+      PluginConformance(library: library).run().first { $0.check == check }
+    }
+    let drifting = try PluginFixture.compileCPlugin("Tests/Fixtures/plugins/parallel_probe.c", name: "DriftingProbe",
+                                                    standard: "c11",
+                                                    extraArguments: ["-lpthread", "-DDRIFT_WITHOUT_PARALLEL_FOR"])
+    #expect(try outcome(Self.probe.get())?.failure == nil)
+    let failure = outcome(drifting)?.failure
+    #expect(failure?.contains("an ABI 1.0 host (no parallel_for)") == true, "\(failure ?? "no failure")")
+  }
+
   @Test func anABI10HostOffersNoParallelFor() throws {
     #expect(try runProbe(threads: 2, hostABIMinor: 0, flushingSubnormals: false) == ["parallel_for: absent"])
   }

@@ -7,6 +7,8 @@
  *   - task 0's nested parallel_for ran its subtasks inline, on task 0's own thread, in order.
  * It then logs "parallel_for: T tasks on N threads".  Without parallel_for (an ABI 1.0 host)
  * it runs the chunks itself and logs "parallel_for: absent".
+ * -DDRIFT_WITHOUT_PARALLEL_FOR makes that fallback add 1e-3 to every element: a plugin whose
+ * bits depend on the host, which `host plugins validate` must catch.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -97,6 +99,9 @@ static fhp_status aggregate(fhp_instance *instance, uint32_t round, const float 
                .caller_mxcsr = _mm_getcsr()};
   if (!FHP_HAS_MEMBER(host, fhp_host, parallel_for) || !host->parallel_for) {
     for (uint64_t task = 0; task < PROBE_TASKS; task++) chunk_mean(p, task);
+#ifdef DRIFT_WITHOUT_PARALLEL_FOR
+    for (uint64_t i = 0; i < n; i++) out[i] += 1e-3f;
+#endif
     log_line(host, "parallel_for: absent");
     free(p);
     return FHP_OK;
