@@ -77,7 +77,7 @@ struct PluginValidationTests {
     let path = try compilePlugin(testPluginSource, name: "Mean", in: directory)
     let run = try runHost(["plugins", "validate", path])
     #expect(run.status == 0, "\(run.stdout)")
-    #expect(run.stdout.contains("validate: all 16 checks passed"))
+    #expect(run.stdout.contains("validate: all 17 checks passed"))
   }
 
   @Test func aCrashIsReportedWithTheCheckItHappenedIn() throws {
