@@ -36,7 +36,7 @@ struct ParallelAggregationTests {
 
   @Test(arguments: [(1, false), (2, false), (2, true)])
   func everyTaskRunsOnceInTheCallersFloatModeOnAtMostThreadsThreads(threads: Int, flushing: Bool) throws {
-    // The probe itself fails the call if a task ran twice or never, saw another MXCSR than
+    // The probe itself fails the call if a task ran twice or never, saw another float mode than
     // the caller's, or if a nested parallel_for did not run inline and in order.
     let lines = try runProbe(threads: threads, flushingSubnormals: flushing)
     let used = lines.compactMap { line -> Int? in

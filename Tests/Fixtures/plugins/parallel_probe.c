@@ -3,7 +3,7 @@
  * deltas, cut into PROBE_TASKS fixed chunks.  With parallel_for it runs the chunks as tasks
  * and fails (FHP_E_INTERNAL, message says why) unless:
  *   - every task ran exactly once;
- *   - every task saw the caller's MXCSR (rounding and flush-to-zero modes);
+ *   - every task saw the caller's floating-point mode (rounding, flush-to-zero);
  *   - task 0's nested parallel_for ran its subtasks inline, on task 0's own thread, in order.
  * It then logs "parallel_for: T tasks on N threads".  Without parallel_for (an ABI 1.0 host)
  * it runs the chunks itself and logs "parallel_for: absent".
@@ -16,8 +16,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xmmintrin.h>
 #include "fedhost_plugin.h"
+
+/* The thread's floating-point control: MXCSR without its sticky exception flags on x86-64
+ * (rounding and flush-to-zero); elsewhere the rounding mode. */
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+static unsigned float_mode(void) { return _mm_getcsr() & ~0x3fu; }
+#else
+#include <fenv.h>
+static unsigned float_mode(void) { return (unsigned)fegetround(); }
+#endif
 
 enum { PROBE_TASKS = 64, NESTED_TASKS = 3 };
 
@@ -36,10 +45,10 @@ typedef struct {
   uint32_t n_updates;
   uint64_t n;
   float *out;
-  unsigned caller_mxcsr;
+  unsigned caller_mode;
   atomic_int runs[PROBE_TASKS];
   pthread_t threads[PROBE_TASKS];
-  int mxcsr_mismatch[PROBE_TASKS];
+  int mode_mismatch[PROBE_TASKS];
   int nested_order[NESTED_TASKS];
   int nested_count;
   int nested_foreign_thread;
@@ -65,8 +74,7 @@ static void probe_task(void *ctx, uint64_t index) {
   probe *p = ctx;
   atomic_fetch_add(&p->runs[index], 1);
   p->threads[index] = pthread_self();
-  /* Control bits only: the low six are sticky exception flags, which any arithmetic sets. */
-  p->mxcsr_mismatch[index] = (_mm_getcsr() & ~0x3fu) != (p->caller_mxcsr & ~0x3fu);
+  p->mode_mismatch[index] = float_mode() != p->caller_mode;
   if (index == 0) p->host->parallel_for(p->host->ctx, NESTED_TASKS, nested_task, p);
   chunk_mean(p, index);
 }
@@ -96,7 +104,7 @@ static fhp_status aggregate(fhp_instance *instance, uint32_t round, const float 
   probe *p = calloc(1, sizeof *p);
   if (!p) return fail(FHP_E_NOMEM, "out of memory");
   *p = (probe){.host = host, .global = global, .updates = updates, .n_updates = count, .n = n, .out = out,
-               .caller_mxcsr = _mm_getcsr()};
+               .caller_mode = float_mode()};
   if (!FHP_HAS_MEMBER(host, fhp_host, parallel_for) || !host->parallel_for) {
     for (uint64_t task = 0; task < PROBE_TASKS; task++) chunk_mean(p, task);
 #ifdef DRIFT_WITHOUT_PARALLEL_FOR
@@ -113,8 +121,8 @@ static fhp_status aggregate(fhp_instance *instance, uint32_t round, const float 
   for (int task = 0; task < PROBE_TASKS && !message[0]; task++) {
     if (atomic_load(&p->runs[task]) != 1)
       snprintf(message, sizeof message, "task %d ran %d times", task, atomic_load(&p->runs[task]));
-    else if (p->mxcsr_mismatch[task])
-      snprintf(message, sizeof message, "task %d ran with another MXCSR than the caller's", task);
+    else if (p->mode_mismatch[task])
+      snprintf(message, sizeof message, "task %d ran in another floating-point mode than the caller's", task);
     int seen = 0;
     for (int earlier = 0; earlier < task; earlier++) seen |= pthread_equal(p->threads[earlier], p->threads[task]);
     distinct += !seen;
