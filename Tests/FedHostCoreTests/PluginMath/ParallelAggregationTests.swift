@@ -67,20 +67,23 @@ struct ParallelAggregationTests {
   }
 
   /// 6 clients × 400,003 parameters (9.6 MB of deltas: several of the kernels' ~4 MiB
-  /// tasks), two clients with coverage masks, three rounds (MEFL carries state between
-  /// them). The bits must not depend on the threads, nor on whether the host has threads.
-  @Test(arguments: [("FedAvg", "{}"), ("FedProx", "{}"), ("SimilarityAware", "{}"),
-                    ("MEFLVariance", #"{"variance_mode": "v1"}"#), ("MEFLVariance", #"{"variance_mode": "v2"}"#)])
-  func sameBitsOnOneThreadTwoThreadsAndAnOlderHost(plugin name: String, config: String) throws {
+  /// tasks), two clients with coverage masks if `masked` (the kernels have separate masked
+  /// paths), three rounds (MEFL carries state between them). The bits must not depend on the
+  /// threads, nor on whether the host has threads.
+  @Test(arguments: [("FedAvg", "{}", true), ("FedProx", "{}", true), ("SimilarityAware", "{}", true),
+                    ("SimilarityAware", "{}", false), ("MEFLVariance", #"{"variance_mode": "v1"}"#, true),
+                    ("MEFLVariance", #"{"variance_mode": "v2"}"#, true), ("MEFLVariance", #"{"variance_mode": "v3"}"#, false)])
+  func sameBitsOnOneThreadTwoThreadsAndAnOlderHost(plugin name: String, config: String, masked: Bool) throws {
     var random = TestRandom(seed: 41)
     let count = 400_003
     let initialGlobal = random.vector(count)
     let drift = random.vector(count, scale: 0.02)
     func update(_ client: Int) -> ClientUpdate {
       let delta: [Float] = zip(drift, random.vector(count, scale: 0.01)).map(+)
-      let coverage: [UInt8]? = client % 3 == 2 ? random.mask(count, coverage: 0.7) : nil
+      let coverage: [UInt8]? = masked && client % 3 == 2 ? random.mask(count, coverage: 0.7) : nil
       return PluginFixture.update(UInt32(client), delta, samples: UInt64(10 + client), coverage: coverage,
-                                  metrics: ["query_loss": Double(random.below(100)) / 50])
+                                  metrics: ["query_loss": Double(random.below(100)) / 50,
+                                            "grad_var": Double(random.below(100)) / 1000])
     }
     let rounds: [[ClientUpdate]] = (0..<3).map { _ in (0..<6).map(update) }
     func run(threads: Int, hostABIMinor: UInt32) throws -> [([Float], [Double])] {
