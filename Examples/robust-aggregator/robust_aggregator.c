@@ -244,7 +244,8 @@ struct aggregate_job {
   struct task_failure {
     fhp_status status;          /* FHP_OK, or why the task stopped */
     uint64_t element;
-    uint32_t client_id;         /* FHP_E_NUMERIC: the client whose delta was not finite */
+    int bad_delta;              /* FHP_E_NUMERIC: 1 = client_id's delta, 0 = the result */
+    uint32_t client_id;
   } *failures;
 };
 
@@ -260,7 +261,7 @@ static void aggregate_task(void *context, uint64_t task) {
   uint64_t end = begin + ELEMENTS_PER_TASK < job->n_params ? begin + ELEMENTS_PER_TASK : job->n_params;
   float *values = malloc((size_t)job->n_updates * sizeof *values);
   if (!values) {
-    *failure = (struct task_failure){FHP_E_NOMEM, begin, 0};
+    *failure = (struct task_failure){FHP_E_NOMEM, begin, 0, 0};
     return;
   }
   int has_coverage = job->stride >= UPDATE_END(coverage);
@@ -271,7 +272,7 @@ static void aggregate_task(void *context, uint64_t task) {
       if (has_coverage && u->coverage && !u->coverage[e]) continue; /* must not influence the result */
       float value = u->delta[e];
       if (!isfinite(value)) {
-        *failure = (struct task_failure){FHP_E_NUMERIC, e, u->client_id};
+        *failure = (struct task_failure){FHP_E_NUMERIC, e, 1, u->client_id};
         free(values);
         return;
       }
@@ -279,7 +280,7 @@ static void aggregate_task(void *context, uint64_t task) {
     }
     double result = count ? job->global[e] + robust_statistic(job->self, values, count) : job->global[e];
     if (!isfinite((float)result)) {
-      *failure = (struct task_failure){FHP_E_NUMERIC, e, UINT32_MAX};
+      *failure = (struct task_failure){FHP_E_NUMERIC, e, 0, 0};
       free(values);
       return;
     }
@@ -318,7 +319,10 @@ static fhp_status robust_aggregate(fhp_instance *self, uint32_t round, const flo
   const fhp_host *host = self->host;
   if (!(host && FHP_HAS_MEMBER(host, fhp_host, parallel_for) && host->parallel_for &&
         host->parallel_for(host->ctx, n_tasks, aggregate_task, &job) == FHP_OK)) {
-    for (uint64_t task = 0; task < n_tasks; task++) aggregate_task(&job, task);
+    for (uint64_t task = 0; task < n_tasks; task++) {
+      job.failures[task] = (struct task_failure){FHP_OK, 0, 0, 0};
+      aggregate_task(&job, task);
+    }
   }
   /* The first failure in element order, whichever thread met it. */
   for (uint64_t task = 0; task < n_tasks; task++) {
@@ -327,7 +331,7 @@ static fhp_status robust_aggregate(fhp_instance *self, uint32_t round, const flo
     free(job.failures);
     unsigned long long element = (unsigned long long)failure.element;
     if (failure.status == FHP_E_NOMEM) return fail(self, FHP_E_NOMEM, "aggregate: out of memory");
-    if (failure.client_id != UINT32_MAX)
+    if (failure.bad_delta)
       return fail(self, FHP_E_NUMERIC, "client %u: delta[%llu] is not finite", failure.client_id, element);
     return fail(self, FHP_E_NUMERIC, "aggregate: element %llu would not be finite", element);
   }

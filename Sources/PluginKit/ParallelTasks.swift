@@ -6,6 +6,10 @@ extension PluginHost {
   /// or when `count < 2` — in index order on this thread. Tasks may run concurrently, so each
   /// must write only its own outputs; cut work into tasks by the data alone, never by the
   /// thread count, and results are the same with any number of threads.
+  ///
+  /// The compiler does not check this: `task` is not `@Sendable` (kernels hand raw pointers
+  /// to disjoint ranges), so `var total = 0; parallelFor(n) { total += … }` compiles and
+  /// races. Return per-task values with `parallelMap` and combine them afterwards instead.
   public func parallelFor(_ count: Int, _ task: (Int) -> Void) {
     guard count > 1, let raw, hasMember(raw, \fhp_host.parallel_for, size: MemoryLayout<fhp_host>.size),
           let parallelFor = raw.pointee.parallel_for

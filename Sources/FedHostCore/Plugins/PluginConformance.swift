@@ -3,7 +3,8 @@ import PluginAPI
 
 /// The conformance checks behind `host plugins validate`: ABI negotiation, config errors,
 /// finite outputs, zero deltas leave the model unchanged, determinism under one seed and
-/// across host thread counts (ABI 1.1 `parallel_for`, and a 1.0 host without it), coverage masks, error reporting, state round-trip and, per kind, the initializer and
+/// across host thread counts (ABI 1.1 `parallel_for`, and a 1.0 host without it),
+/// coverage masks, error reporting, state round-trip and, per kind, the initializer and
 /// client-hook calls — all on synthetic updates.
 ///
 /// These run in the process that loaded the plugin; `PluginValidation` runs them in a child
@@ -210,13 +211,17 @@ public struct PluginConformance {
   /// A plugin that spreads its work over the host's threads must cut it by the data alone.
   private func checkThreadIndependence() throws {
     let updates = makeUpdates(count: 8, parameterCount: Self.parallelParameterCount)
-    func run(threads: Int, hostABIMinor: UInt32) throws -> (ParameterVector, [Double]) {
-      let instance = try library.makeInstance(configJSON: "{\"seed\": 5}", threads: threads, hostABIMinor: hostABIMinor)
-      return try aggregate(updates, seed: 5, instance: instance)
-    }
-    let (reference, referenceWeights) = try run(threads: 1, hostABIMinor: hostABIMinor)
+    let (reference, referenceWeights) = try aggregate(
+      updates, seed: 5, instance: try library.makeInstance(configJSON: "{\"seed\": 5}", threads: 1))
     for (threads, minor, host) in [(2, hostABIMinor, "2 host threads"), (2, 0, "an ABI 1.0 host (no parallel_for)")] {
-      let (output, weights) = try run(threads: threads, hostABIMinor: minor)
+      let instance = try library.makeInstance(configJSON: "{\"seed\": 5}", threads: threads, hostABIMinor: minor)
+      let result = Result { try aggregate(updates, seed: 5, instance: instance) }
+      // Checked first: a plugin that skipped FHP_HAS_MEMBER may then fail on the refusal.
+      if instance.readPastHostStructSize {
+        throw ConformanceFailure("called fhp_host.parallel_for of an ABI 1.0 host, whose struct_size ends before it: "
+                                 + "test FHP_HAS_MEMBER(host, fhp_host, parallel_for) first")
+      }
+      let (output, weights) = try result.get()
       try expectIdentical(reference, output, what: "outputs of 1 host thread and of \(host)")
       guard weights.map(\.bitPattern) == referenceWeights.map(\.bitPattern) else {
         throw ConformanceFailure("out_weights differ between 1 host thread and \(host)")

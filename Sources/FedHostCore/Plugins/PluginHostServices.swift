@@ -13,6 +13,12 @@ final class PluginHostServices: @unchecked Sendable {
   /// concurrent one (from another thread's plugin call) finds it set and runs inline instead,
   /// so that no call ever waits for workers that are waiting for it.
   private let spreading = Atomic<Bool>(false)
+  /// Set when a plugin handed the ABI 1.0 struct calls `parallel_for` anyway: in a real 1.0
+  /// host that member lies past the struct's end (see `makeHostStruct`).
+  private let calledPastStructSize = Atomic<Bool>(false)
+
+  /// Whether the plugin called `parallel_for` although its `fhp_host` was the 1.0 struct.
+  var readPastStructSize: Bool { calledPastStructSize.load(ordering: .relaxed) }
 
   init(threadCount: Int, log emit: @escaping @Sendable (PluginLogLevel, String) -> Void) {
     precondition(threadCount >= 1, "a plugin host needs at least one thread")
@@ -36,7 +42,10 @@ final class PluginHostServices: @unchecked Sendable {
   }
 
   /// The `fhp_host` a plugin instance receives; `ctx` is this object (kept alive by the instance).
-  /// `abiMinor` 0 gives the 1.0 struct (no `parallel_for`), as an older host would.
+  /// `abiMinor` 0 gives the 1.0 struct, as an older host would: `struct_size` ends before
+  /// `parallel_for`, whose slot holds a tripwire that runs nothing, returns
+  /// FHP_E_UNSUPPORTED and is remembered (`readPastStructSize`), so that a plugin that skips
+  /// FHP_HAS_MEMBER is caught here instead of crashing in a real 1.0 host.
   func makeHostStruct(abiMinor: UInt32) -> fhp_host {
     var host = fhp_host()
     host.struct_size = UInt32(abiMinor == 0 ? MemoryLayout<fhp_host>.offset(of: \.parallel_for)!
@@ -53,6 +62,11 @@ final class PluginHostServices: @unchecked Sendable {
         guard let ctx, let task else { return Int32(FHP_E_INVALID) }
         PluginHostServices.from(ctx).parallelFor(count: count, task: task, context: taskContext)
         return Int32(FHP_OK)
+      }
+    } else {
+      host.parallel_for = { ctx, _, _, _ in
+        if let ctx { PluginHostServices.from(ctx).calledPastStructSize.store(true, ordering: .relaxed) }
+        return Int32(FHP_E_UNSUPPORTED)
       }
     }
     return host

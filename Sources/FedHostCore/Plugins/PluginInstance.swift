@@ -45,6 +45,10 @@ public final class PluginInstance: @unchecked Sendable {
     services.release()
   }
 
+  /// Under an emulated ABI 1.0 host: whether the plugin called `parallel_for`, a member past
+  /// that host's `struct_size` (it skipped FHP_HAS_MEMBER).
+  var readPastHostStructSize: Bool { services.takeUnretainedValue().readPastStructSize }
+
   public var supportsAggregate: Bool { table.function(\.aggregate) != nil }
   public var supportsInitialize: Bool { table.function(\.initialize) != nil }
   public var supportsAdjustGradient: Bool { table.function(\.adjust_gradient) != nil }

@@ -197,23 +197,34 @@ typedef struct fhp_host {
 
   /* Runs task(task_ctx, i) exactly once for every i in [0, n_tasks) on the host's worker
    * threads (the calling thread among them) and returns when every task has returned.
-   * Tasks run concurrently and in no particular order, as many at once as the user gave the
-   * host threads (`host --threads`); with one thread, or n_tasks < 2, they run in index order
-   * on the calling thread.  Each task runs with the calling thread's floating-point
-   * environment (rounding mode, flush-to-zero), so results do not depend on which thread ran it.
+   * Tasks run concurrently and in no particular order, at most as many at once as the user
+   * gave the host threads (`host --threads`); with one thread, or n_tasks < 2, they run in
+   * index order on the calling thread.  Everything written before the call is visible to
+   * every task, and everything the tasks wrote is visible after the call returns.
+   *
+   * Each task starts in the calling thread's floating-point environment (rounding mode,
+   * flush-to-zero), so results do not depend on which thread ran it; a task must leave that
+   * environment as it found it.  Other per-thread state is the worker's own: errno, and
+   * thread-local storage such as a plugin's per-thread last_error buffer, are not the
+   * caller's.  Worker stacks can be smaller than the caller's: keep large arrays off the stack.
    *
    * Determinism is the plugin's job and is easy: cut the work into tasks by the data alone
    * (e.g. fixed chunks of elements), never by the thread count; let task i write only its
    * own outputs and partial results; combine partial results in index order afterwards.
    * Then a run gives the same bits with any number of threads.
    *
+   * What a task may call: only [any-thread] host functions (log) and parallel_for itself.
+   * The callbacks in fhp_initializer_ops and fhp_client_ops stay callable only from the
+   * thread of the plugin call that received them, never from a task.  A nested parallel_for
+   * (from a task), or a call while another thread's parallel_for is running on this
+   * instance, runs its tasks on the calling thread in index order (never a deadlock).
    * Tasks return nothing and must not unwind (rule 6): record a failure in task_ctx and act
-   * on it after parallel_for returns.  A task may not call parallel_for; such a nested call,
-   * or a call while another thread's parallel_for is running on this instance, runs its
-   * tasks on the calling thread in index order (never a deadlock).  Callable from inside
-   * any plugin call on the instance whose host this is, on the thread of that call.
-   * Returns FHP_OK, or FHP_E_INVALID (task is NULL) without running anything.
-   * May be NULL: run the tasks yourself. */
+   * on it after parallel_for returns.
+   *
+   * Callable from inside any plugin call on the instance whose host this is, on the thread
+   * of that call.  Returns FHP_OK, or FHP_E_INVALID (task is NULL) without running anything.
+   * A 1.0 host has no such member: run the tasks yourself then (never read the member
+   * without FHP_HAS_MEMBER: a 1.0 host's struct ends before it). */
   fhp_status (*parallel_for)(void *ctx, uint64_t n_tasks,
                              void (*task)(void *task_ctx, uint64_t index), void *task_ctx);
 } fhp_host;

@@ -15,10 +15,13 @@ struct ParallelAggregationTests {
   }
 
   /// Runs the probe once on 3 clients; returns its log lines. The output must be the plain
-  /// mean, computed here the way the probe's C does it.
-  private func runProbe(threads: Int, hostABIMinor: UInt32 = hostABIMinor, flushingSubnormals: Bool) throws -> [String] {
+  /// mean, computed here the way the probe's C does it. With `waitingForThreads` the probe's
+  /// first task waits until that many tasks have started.
+  private func runProbe(threads: Int, hostABIMinor: UInt32 = hostABIMinor, flushingSubnormals: Bool,
+                        waitingForThreads: Int = 0) throws -> [String] {
     let lines = Mutex<[String]>([])
-    let plugin = try Self.probe.get().makeInstance(threads: threads, hostABIMinor: hostABIMinor) { _, line in
+    let plugin = try Self.probe.get().makeInstance(configJSON: #"{"expect_threads":\#(waitingForThreads)}"#,
+                                                   threads: threads, hostABIMinor: hostABIMinor) { _, line in
       lines.withLock { $0.append(line) }
     }
     var random = TestRandom(seed: 5)
@@ -34,21 +37,25 @@ struct ParallelAggregationTests {
     return lines.withLock { $0 }
   }
 
+  /// With two host threads on a machine with two cores, the probe's first task waits for a
+  /// second to start, so both threads are seen to run tasks (and the float mode to reach both).
   @Test(arguments: [(1, false), (2, false), (2, true)])
-  func everyTaskRunsOnceInTheCallersFloatModeOnAtMostThreadsThreads(threads: Int, flushing: Bool) throws {
+  func everyTaskRunsOnceInTheCallersFloatModeOnTheHostsThreads(threads: Int, flushing: Bool) throws {
     // The probe itself fails the call if a task ran twice or never, saw another float mode than
     // the caller's, or if a nested parallel_for did not run inline and in order.
-    let lines = try runProbe(threads: threads, flushingSubnormals: flushing)
+    let expected = min(threads, WorkerPool.defaultThreadCount)
+    let lines = try runProbe(threads: threads, flushingSubnormals: flushing, waitingForThreads: expected)
     let used = lines.compactMap { line -> Int? in
       guard line.hasPrefix("parallel_for: 64 tasks on ") else { return nil }
       return Int(line.split(separator: " ")[4])
     }
     #expect(used.count == 1, "log: \(lines)")
-    #expect((1...threads).contains(used.first ?? 0), "log: \(lines)")
+    #expect(used.first == expected, "log: \(lines)")
   }
 
   /// `host plugins validate` compares 1 thread, 2 threads and a 1.0 host: it passes the probe
-  /// and catches a variant whose result changes without `parallel_for`.
+  /// and catches a variant whose result changes without `parallel_for`, and one that reads
+  /// `parallel_for` without checking the host's `struct_size`.
   @Test func validationCatchesAPluginWhoseBitsDependOnTheHost() throws {
     let check = "aggregate: same bits on 1 and 2 host threads and under an ABI 1.0 host"
     func outcome(_ library: PluginLibrary) -> PluginConformance.Outcome? {
@@ -60,6 +67,11 @@ struct ParallelAggregationTests {
     #expect(try outcome(Self.probe.get())?.failure == nil)
     let failure = outcome(drifting)?.failure
     #expect(failure?.contains("an ABI 1.0 host (no parallel_for)") == true, "\(failure ?? "no failure")")
+    let careless = try PluginFixture.compileCPlugin("Tests/Fixtures/plugins/parallel_probe.c", name: "CarelessProbe",
+                                                    standard: "c11", extraArguments: ["-lpthread", "-DSKIP_HAS_MEMBER"])
+    let carelessFailure = outcome(careless)?.failure
+    #expect(carelessFailure?.contains("test FHP_HAS_MEMBER(host, fhp_host, parallel_for) first") == true,
+            "\(carelessFailure ?? "no failure")")
   }
 
   @Test func anABI10HostOffersNoParallelFor() throws {

@@ -5,10 +5,13 @@
  *   - every task ran exactly once;
  *   - every task saw the caller's floating-point mode (rounding, flush-to-zero);
  *   - task 0's nested parallel_for ran its subtasks inline, on task 0's own thread, in order.
- * It then logs "parallel_for: T tasks on N threads".  Without parallel_for (an ABI 1.0 host)
- * it runs the chunks itself and logs "parallel_for: absent".
+ * It then logs "parallel_for: T tasks on N threads".  With the config {"expect_threads": 2}
+ * the first task waits (up to 5 s) until a second task has started, so that a host which
+ * spreads tasks at all is seen to.  Without parallel_for (an ABI 1.0 host) it runs the
+ * chunks itself and logs "parallel_for: absent".
  * -DDRIFT_WITHOUT_PARALLEL_FOR makes that fallback add 1e-3 to every element: a plugin whose
- * bits depend on the host, which `host plugins validate` must catch.
+ * bits depend on the host, which `host plugins validate` must catch; -DSKIP_HAS_MEMBER makes it
+ * read parallel_for without FHP_HAS_MEMBER, which validation must catch too.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "fedhost_plugin.h"
 
 /* The thread's floating-point control: MXCSR without its sticky exception flags on x86-64
@@ -30,7 +34,7 @@ static unsigned float_mode(void) { return (unsigned)fegetround(); }
 
 enum { PROBE_TASKS = 64, NESTED_TASKS = 3 };
 
-struct fhp_instance { const fhp_host *host; };
+struct fhp_instance { const fhp_host *host; int expect_threads; };
 static _Thread_local char last_message[256];
 
 static fhp_status fail(fhp_status status, const char *message) {
@@ -46,6 +50,8 @@ typedef struct {
   uint64_t n;
   float *out;
   unsigned caller_mode;
+  int expect_threads;
+  atomic_int started;
   atomic_int runs[PROBE_TASKS];
   pthread_t threads[PROBE_TASKS];
   int mode_mismatch[PROBE_TASKS];
@@ -70,8 +76,16 @@ static void nested_task(void *ctx, uint64_t index) {
   p->nested_count++;
 }
 
+/* Waits up to 5 s until `count` tasks have started. */
+static void wait_for_started(probe *p, int count) {
+  struct timespec pause = {0, 1000000};
+  for (int waited = 0; atomic_load(&p->started) < count && waited < 5000; waited++) nanosleep(&pause, NULL);
+}
+
 static void probe_task(void *ctx, uint64_t index) {
   probe *p = ctx;
+  atomic_fetch_add(&p->started, 1);
+  if (p->expect_threads > 1) wait_for_started(p, p->expect_threads);
   atomic_fetch_add(&p->runs[index], 1);
   p->threads[index] = pthread_self();
   p->mode_mismatch[index] = float_mode() != p->caller_mode;
@@ -80,10 +94,11 @@ static void probe_task(void *ctx, uint64_t index) {
 }
 
 static fhp_status create(const fhp_host *host, const char *config, fhp_instance **out) {
-  (void)config;
   *out = calloc(1, sizeof **out);
   if (!*out) return fail(FHP_E_NOMEM, "out of memory");
   (*out)->host = host;
+  const char *expect = config ? strstr(config, "\"expect_threads\":") : NULL;
+  (*out)->expect_threads = expect ? atoi(expect + strlen("\"expect_threads\":")) : 0;
   return FHP_OK;
 }
 
@@ -104,8 +119,13 @@ static fhp_status aggregate(fhp_instance *instance, uint32_t round, const float 
   probe *p = calloc(1, sizeof *p);
   if (!p) return fail(FHP_E_NOMEM, "out of memory");
   *p = (probe){.host = host, .global = global, .updates = updates, .n_updates = count, .n = n, .out = out,
-               .caller_mode = float_mode()};
-  if (!FHP_HAS_MEMBER(host, fhp_host, parallel_for) || !host->parallel_for) {
+               .caller_mode = float_mode(), .expect_threads = instance->expect_threads};
+#ifdef SKIP_HAS_MEMBER
+  int has_parallel_for = host->parallel_for != NULL;
+#else
+  int has_parallel_for = FHP_HAS_MEMBER(host, fhp_host, parallel_for) && host->parallel_for;
+#endif
+  if (!has_parallel_for) {
     for (uint64_t task = 0; task < PROBE_TASKS; task++) chunk_mean(p, task);
 #ifdef DRIFT_WITHOUT_PARALLEL_FOR
     for (uint64_t i = 0; i < n; i++) out[i] += 1e-3f;

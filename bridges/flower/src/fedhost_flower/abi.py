@@ -1,4 +1,4 @@
-"""ctypes mirror of ``Sources/PluginAPI/include/fedhost_plugin.h`` (ABI 1.0, LP64).
+"""ctypes mirror of ``Sources/PluginAPI/include/fedhost_plugin.h`` at its ABI 1.0 layout (LP64).
 
 The bridge is an ABI 1.0 host: its ``fhp_host`` ends after ``log`` (no 1.1 ``parallel_for``),
 which the header's rule 2 makes valid for plugins of any 1.x minor; they then run their
