@@ -118,4 +118,24 @@ struct ParallelAggregationTests {
       #expect(oneThread[round].1 == olderHost[round].1, "round \(round): weights differ under an ABI 1.0 host")
     }
   }
+
+  /// Non-finite deltas in two tasks of one round (6 × 400,003 floats): on any number of
+  /// threads each plugin names the first bad element in client and element order.
+  @Test(arguments: ["FedAvg", "SimilarityAware", "MEFLVariance"])
+  func theFirstNonFiniteDeltaIsNamedOnAnyNumberOfThreads(plugin name: String) throws {
+    var random = TestRandom(seed: 3)
+    let count = 400_003
+    let global = random.vector(count)
+    let updates = (0..<6).map { client -> ClientUpdate in
+      var delta = random.vector(count, scale: 0.01)
+      if client == 1 { delta[390_000] = .nan }
+      if client == 4 { delta[12] = .infinity }
+      return PluginFixture.update(UInt32(client), delta, samples: 10, metrics: ["query_loss": 0.5])
+    }
+    for threads in [1, 2] {
+      let plugin = try PluginFixture.library(name).makeInstance(threads: threads)
+      let message = PluginFixture.errorText { _ = try PluginFixture.aggregate(plugin, global: global, updates) }
+      #expect(message?.contains("client 1: delta[390000] is nan") == true, "\(threads) threads: \(message ?? "no error")")
+    }
+  }
 }
