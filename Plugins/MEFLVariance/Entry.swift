@@ -214,19 +214,18 @@ final class MEFLVariancePlugin: FedHostPlugin, @unchecked Sendable {
     swap(&nextDirection, &spareDirection)
     if nextDirection.count != count { nextDirection = [Float](repeating: 0, count: count) }
     // In the round's parallel tasks: each writes its own elements and reports its own flags.
-    let tasks = round.taskRanges(blockLength: scratchLength)
     let taskResults: [(nonFinite: SIMD8<Float>, nonzero: Bool)] = try direction.withUnsafeBufferPointer { direction in
       try nextDirection.withUnsafeMutableBufferPointer { nextDirection in
         guard let next = nextDirection.baseAddress else { return [] }
         // The first direction is D itself: 0·D + 1·D, exactly D when D is finite (and when
         // it is not, the round fails).
         let previous = direction.isEmpty ? nil : direction.baseAddress
-        return try round.host.parallelMap(tasks.count) { task -> (nonFinite: SIMD8<Float>, nonzero: Bool) in
+        return try round.mapTasks(blockLength: scratchLength) { blocks -> (nonFinite: SIMD8<Float>, nonzero: Bool) in
           let sum = try WeightedDeltaSum(updates, weights: weights, maxBlockLength: scratchLength)
           let step = try ScratchBuffer(repeating: Float(0), count: scratchLength)
           var nonFinite = SIMD8<Float>()
           var nonzero = false
-          for block in elementBlocks(tasks[task], length: scratchLength) {
+          for block in blocks {
             nonFinite += sum.computeBlock(block, base: nil, scale: 1, into: step.pointer)
             let applied = applyStep(step.pointer, global: round.global + block.lowerBound,
                                     output: round.output + block.lowerBound,

@@ -68,20 +68,18 @@ extension AggregationRound {
     }
   }
 
-  /// Runs `compareTask` on the blocks of each of the round's tasks (`taskRanges`), each task
+  /// Runs `compareTask` on the blocks of each of the round's tasks (`mapTasks`), each task
   /// into its own sums — on the host's threads, or in task order on this thread if `inOrder` —
   /// and adds the tasks' sums in task order.
   private func compareInTasks(blockLength length: Int, measuringDistance: Bool, inOrder: Bool,
                               _ compareTask: (_ blocks: [Range<Int>], _ comparisons: inout DeltaComparisons) throws -> Void)
     throws -> [DeltaComparison]
   {
-    let tasks = taskRanges(blockLength: length)
-    func run(_ task: Int) throws -> DeltaComparisons {
+    let partial = try mapTasks(blockLength: length, inOrder: inOrder) { blocks in
       var comparisons = DeltaComparisons(updates, measuringDistance: measuringDistance)
-      try compareTask(elementBlocks(tasks[task], length: length), &comparisons)
+      try compareTask(blocks, &comparisons)
       return comparisons
     }
-    let partial = inOrder ? try tasks.indices.map(run) : try host.parallelMap(tasks.count, run)
     var total = DeltaComparisons(updates, measuringDistance: measuringDistance)
     for next in partial { total.merge(next) }
     let results = total.results
@@ -99,7 +97,7 @@ extension AggregationRound {
 /// at the end. Blocks start at multiples of 4, so the result does not depend on how the
 /// elements are cut into blocks, nor on how the clients are grouped. Parallel tasks each sum
 /// their own range of elements and are `merge`d lane by lane in task order; the ranges
-/// depend on the round's shape only (`taskRanges`), so the bits never depend on the threads.
+/// depend on the round's shape only (`mapTasks`), so the bits never depend on the threads.
 ///
 /// Speed: clients without a mask are compared four at a time, sharing the reference loads.
 /// Four lanes (not eight) keep four clients' dot, ‖Δ‖² and distance sums in the 16 AVX2

@@ -54,12 +54,17 @@ extension AggregationRound {
   /// benchmark shapes (400 MB of deltas) give ~100 tasks to balance over the threads.
   static let taskBytes = 4 << 20
 
-  /// The element ranges of the round's parallel tasks: whole blocks of `blockLength`
-  /// elements, about `taskBytes` of deltas per task (one task for a small round, which then
-  /// runs on the calling thread). Fixed by the round's shape alone, so per-task partial sums
-  /// combined in task order give the same bits with any thread count.
-  public func taskRanges(blockLength: Int) -> [Range<Int>] {
+  /// Runs `task` once per parallel task of the round and returns its results in task order.
+  /// Each task gets its consecutive blocks of `blockLength` elements: whole blocks, about
+  /// `taskBytes` of deltas per task (one task for a small round). The tasks run on the host's
+  /// threads (`PluginHost.parallelMap`), or with `inOrder` one after another on this thread,
+  /// for work that must see the blocks in order. The cut depends on the round's shape alone,
+  /// so per-task partial results combined in task order give the same bits with any thread count.
+  public func mapTasks<Value>(blockLength: Int, inOrder: Bool = false,
+                              _ task: (_ blocks: [Range<Int>]) throws -> Value) throws -> [Value] {
     let blocksPerTask = max(1, Self.taskBytes / (4 * updates.count * blockLength))
-    return elementBlocks(0..<parameterCount, length: blocksPerTask * blockLength)
+    let ranges = elementBlocks(0..<parameterCount, length: blocksPerTask * blockLength)
+    func run(_ index: Int) throws -> Value { try task(elementBlocks(ranges[index], length: blockLength)) }
+    return inOrder ? try ranges.indices.map(run) : try host.parallelMap(ranges.count, run)
   }
 }

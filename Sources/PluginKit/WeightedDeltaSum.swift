@@ -47,17 +47,16 @@ public struct WeightedDeltaSum {
   }
 
   /// Computes the formula above over `round`'s updates into `out` (`base` nil means 0), the
-  /// round's tasks (`taskRanges`) on the host's threads. Each element's sum is formed by one
+  /// round's tasks (`mapTasks`) on the host's threads. Each element's sum is formed by one
   /// task alone, so the bits do not depend on the tasks or threads.
   /// - Returns: false if any output element is not finite (the caller reports who caused it).
   public static func compute(_ round: AggregationRound, weights: [Double], base: UnsafePointer<Float>?,
                              scale: Double, into out: UnsafeMutablePointer<Float>) throws -> Bool {
     let length = blockLength(preferred: blockSize, count: round.parameterCount)
-    let tasks = round.taskRanges(blockLength: length)
-    let checks = try round.host.parallelMap(tasks.count) { task in
+    let checks = try round.mapTasks(blockLength: length) { blocks in
       let sum = try WeightedDeltaSum(round.updates, weights: weights, maxBlockLength: length)
       var nonFinite = SIMD8<Float>()
-      for block in elementBlocks(tasks[task], length: length) {
+      for block in blocks {
         nonFinite += sum.computeBlock(block, base: base.map { $0 + block.lowerBound }, scale: scale,
                                       into: out + block.lowerBound)
       }
