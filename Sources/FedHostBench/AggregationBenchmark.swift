@@ -166,15 +166,6 @@ private enum MemoryBandwidth {
   }
 }
 
-/// Wall-clock seconds taken by `body` (monotonic clock).
-private func seconds(_ body: () throws -> Void) rethrows -> Double {
-  var start = timespec(), end = timespec()
-  clock_gettime(CLOCK_MONOTONIC, &start)
-  try body()
-  clock_gettime(CLOCK_MONOTONIC, &end)
-  return Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) * 1e-9
-}
-
 extension Int {
   /// 10000000 → "10M", 100000 → "100k".
   fileprivate var formatted: String {

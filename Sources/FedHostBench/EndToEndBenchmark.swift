@@ -13,25 +13,21 @@ enum EndToEndBenchmark {
       return []
     }
     let seeds = quick ? 2 : 5
-    var times: [Double] = []
-    for _ in 0..<(quick ? 1 : 3) {
-      let process = Process()
-      process.executableURL = URL(fileURLWithPath: binDirectory + "/host")
-      process.arguments = ["compare", "--aggregators", "libFedAvg.so,libFedProx.so,libMEFLVariance.so,libSimilarityAware.so",
-                           "--seeds", String(seeds), "--federation", root + "/Examples/paper-federation.json",
-                           "--data-dir", dataDirectory, "--quiet"]
-      process.standardOutput = FileHandle.nullDevice
-      let start = ContinuousClock.now
-      try process.run()
-      process.waitUntilExit()
-      let elapsed = ContinuousClock.now - start
-      guard process.terminationStatus == 0 else { throw BenchmarkFailure("host compare exited with \(process.terminationStatus)") }
-      times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+    let arguments = ["compare", "--aggregators", "libFedAvg.so,libFedProx.so,libMEFLVariance.so,libSimilarityAware.so",
+                     "--seeds", String(seeds), "--federation", root + "/Examples/paper-federation.json",
+                     "--data-dir", dataDirectory, "--quiet"]
+    let times = try (0..<(quick ? 1 : 3)).map { _ in
+      var result: ChildProcess.Result?
+      let elapsed = try seconds { result = try ChildProcess.run(binDirectory + "/host", arguments) }
+      guard let result, result.status == 0 else {
+        throw BenchmarkFailure("host compare exited with \(result?.status ?? -1): \(result?.lastLine ?? "")")
+      }
+      return elapsed
     }
-    let sorted = times.sorted()
+    let stats = Statistics(times, higherIsBetter: false)
     return [BenchmarkRow(
       section: "end-to-end", name: "paper comparison: Local Only + 4 strategies × \(seeds) seeds, all phases", unit: "s",
-      fedhostMedian: sorted[sorted.count / 2], fedhostMin: sorted[0], peer: nil, peerMedian: nil,
+      fedhostMedian: stats.median, fedhostMin: stats.best, peer: nil, peerMedian: nil,
       note: "host compare on Examples/paper-federation.json, default preset, all cores", higherIsBetter: false)]
   }
 }

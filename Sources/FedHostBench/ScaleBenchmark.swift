@@ -53,15 +53,12 @@ enum ScaleBenchmark {
     let strategy = try StrategyLoader.load(aggregator: "libFedAvg.so", initializer: .none, clientHook: nil,
                                            searchPath: .standard(), settings: settings)
     let global = federation.initialModel()
-    let start = ContinuousClock.now
-    _ = try federation.runRound(0, global: global, strategy: strategy)
-    let elapsed = ContinuousClock.now - start
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    let roundSeconds = try seconds { _ = try federation.runRound(0, global: global, strategy: strategy) }
     // VmHWM, not getrusage's ru_maxrss: the latter is inherited from the parent at fork.
     let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
     let highWater = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
       .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
-    print(seconds, highWater * 1024)
+    print(roundSeconds, highWater * 1024)
   }
 
   private static func makeFederation(clients: Int) -> FederationData {

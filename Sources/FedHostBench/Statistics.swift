@@ -1,4 +1,4 @@
-/// Median and best of repeated measurements.
+/// Median and best of repeated measurements, and the clock they are taken with.
 struct Statistics {
   let median: Double
   let best: Double
@@ -15,4 +15,12 @@ func median(_ values: [Double]) -> Double {
   guard !sorted.isEmpty else { return 0 }
   let middle = sorted.count / 2
   return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+/// Wall-clock seconds `body` takes (monotonic clock).
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+  let start = ContinuousClock.now
+  try body()
+  let elapsed = ContinuousClock.now - start
+  return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
 }

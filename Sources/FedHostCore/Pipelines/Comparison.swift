@@ -39,8 +39,9 @@ public struct StrategyEntry: Sendable, Equatable {
 
 public enum Comparison {
   /// Runs the plan; `onOutcome(seed, strategyIndex, outcome, federation)` sees every finished
-  /// strategy run (e.g. to save or export its models). With `checkpointDirectory`, the run state is written there after
-  /// every round; with `resume`, the run continues from the state found there.
+  /// strategy run (e.g. to save or export its models). With `checkpointDirectory`, the run
+  /// state is written there after every round; with `resume`, the run continues from the
+  /// state found there.
   public static func run(_ plan: ComparisonPlan, data: FederationData, checkpointDirectory: String? = nil,
                          resume: Bool = false, progress: @escaping (String) -> Void,
                          onOutcome: (UInt64, Int, StrategyOutcome, Federation) throws -> Void = { _, _, _, _ in })
