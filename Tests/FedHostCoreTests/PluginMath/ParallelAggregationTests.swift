@@ -42,7 +42,8 @@ struct ParallelAggregationTests {
   @Test(arguments: [(1, false), (2, false), (2, true)])
   func everyTaskRunsOnceInTheCallersFloatModeOnTheHostsThreads(threads: Int, flushing: Bool) throws {
     // The probe itself fails the call if a task ran twice or never, saw another float mode than
-    // the caller's, or if a nested parallel_for did not run inline and in order.
+    // the caller's, if a nested parallel_for did not run inline and in order, or if a NULL task
+    // was not refused with FHP_E_INVALID.
     let expected = min(threads, WorkerPool.defaultThreadCount)
     let lines = try runProbe(threads: threads, flushingSubnormals: flushing, waitingForThreads: expected)
     let used = lines.compactMap { line -> Int? in

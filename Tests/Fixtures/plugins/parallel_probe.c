@@ -4,7 +4,8 @@
  * and fails (FHP_E_INTERNAL, message says why) unless:
  *   - every task ran exactly once;
  *   - every task saw the caller's floating-point mode (rounding, flush-to-zero);
- *   - task 0's nested parallel_for ran its subtasks inline, on task 0's own thread, in order.
+ *   - task 0's nested parallel_for ran its subtasks inline, on task 0's own thread, in order;
+ *   - a NULL task was refused with FHP_E_INVALID.
  * It then logs "parallel_for: T tasks on N threads".  With the config {"expect_threads": 2}
  * the first task waits (up to 5 s) until a second task has started, so that a host which
  * spreads tasks at all is seen to.  Without parallel_for (an ABI 1.0 host) it runs the
@@ -134,9 +135,11 @@ static fhp_status aggregate(fhp_instance *instance, uint32_t round, const float 
     free(p);
     return FHP_OK;
   }
-  fhp_status status = host->parallel_for(host->ctx, PROBE_TASKS, probe_task, p);
   char message[200] = "";
-  if (status != FHP_OK) snprintf(message, sizeof message, "parallel_for returned %d", status);
+  fhp_status refused = host->parallel_for(host->ctx, PROBE_TASKS, NULL, p);
+  if (refused != FHP_E_INVALID) snprintf(message, sizeof message, "a NULL task got %d, not FHP_E_INVALID", refused);
+  fhp_status status = host->parallel_for(host->ctx, PROBE_TASKS, probe_task, p);
+  if (status != FHP_OK && !message[0]) snprintf(message, sizeof message, "parallel_for returned %d", status);
   int distinct = 0;
   for (int task = 0; task < PROBE_TASKS && !message[0]; task++) {
     if (atomic_load(&p->runs[task]) != 1)
