@@ -3,8 +3,8 @@ import Glibc
 
 /// Aggregation throughput of the strategy plugins against the machine's own memory
 /// bandwidth, measured in the same run: each plugin on one thread and on every core (the
-/// plugins spread their work with the host's `parallel_for`), each against the better of
-/// one-thread and all-core copy bandwidth.
+/// plugins spread their work with the host's `parallel_for`), each run against the better of
+/// one-thread and all-core copy bandwidth timed right before it.
 ///
 /// Aggregation reads every client delta once and is memory-bound, so its honest yardstick
 /// is a plain copy: rows report GB/s with bytes = clients·params·4 read + 2·params·4
@@ -24,19 +24,20 @@ enum AggregationBenchmark {
     let shapes = [(10, 10_000_000 / scale), (100, 1_000_000 / scale), (1_000, 100_000 / scale)]
 
     let threads = WorkerPool.defaultThreadCount
-    let bandwidth = try MemoryBandwidth.measure(floats: 64_000_000 / scale, repetitions: repetitions, threads: threads)
-    // The yardstick: whichever copy is faster on this machine, one thread or all of them.
-    let copyYardstick = max(bandwidth.copy.median, bandwidth.parallelCopy.median)
+    let bandwidth = MemoryBandwidth(floats: 64_000_000 / scale, threads: threads)
+    let copies = Statistics((0..<repetitions).map { _ in bandwidth.copy() }, higherIsBetter: true)
+    let parallelCopies = Statistics(try (0..<repetitions).map { _ in try bandwidth.parallelCopy() }, higherIsBetter: true)
+    let triads = Statistics((0..<repetitions).map { _ in bandwidth.triad() }, higherIsBetter: true)
     let arrays = "\(64 / scale) M floats per array"
     var rows = [
       BenchmarkRow(section: "aggregation", name: "copy bandwidth (memcpy, 1 thread)", unit: "GB/s",
-                   fedhostMedian: bandwidth.copy.median, fedhostMin: bandwidth.copy.best, peer: nil, peerMedian: nil,
+                   fedhostMedian: copies.median, fedhostMin: copies.best, peer: nil, peerMedian: nil,
                    note: "\(arrays), read + write counted", higherIsBetter: true),
       BenchmarkRow(section: "aggregation", name: "copy bandwidth (memcpy, \(threads) threads)", unit: "GB/s",
-                   fedhostMedian: bandwidth.parallelCopy.median, fedhostMin: bandwidth.parallelCopy.best, peer: nil,
+                   fedhostMedian: parallelCopies.median, fedhostMin: parallelCopies.best, peer: nil,
                    peerMedian: nil, note: "same arrays, one contiguous part per thread", higherIsBetter: true),
       BenchmarkRow(section: "aggregation", name: "triad bandwidth (a = b + s·c, 1 thread)", unit: "GB/s",
-                   fedhostMedian: bandwidth.triad.median, fedhostMin: bandwidth.triad.best, peer: nil,
+                   fedhostMedian: triads.median, fedhostMin: triads.best, peer: nil,
                    peerMedian: nil, note: "same arrays as copy", higherIsBetter: true),
     ]
     let libraries = try plugins.compactMap { name -> (String, PluginLibrary)? in
@@ -52,14 +53,23 @@ enum AggregationBenchmark {
         for pluginThreads in Set([1, threads]).sorted() {
           let instance = try library.makeInstance(threads: pluginThreads)
           try workload.aggregate(instance)  // warm-up: page in the output, settle plugin state
-          let rates = try (0..<repetitions).map { _ in bytes / (try seconds { try workload.aggregate(instance) }) / 1e9 }
+          // Each run is paired with a copy timed right before it: this VM drifts between speed
+          // states within seconds, and a ratio within a pair compares like with like.
+          var rates = [Double](), yardsticks = [Double]()
+          for _ in 0..<repetitions {
+            yardsticks.append(try bandwidth.fasterCopy())
+            rates.append(bytes / (try seconds { try workload.aggregate(instance) }) / 1e9)
+          }
           let stats = Statistics(rates, higherIsBetter: true)
+          let ratios = zip(rates, yardsticks).map { $0 / $1 }.sorted()
           rows.append(BenchmarkRow(
             section: "aggregation",
             name: "\(name) aggregate \(clients) × \(parameters.formatted), \(pluginThreads) thread\(pluginThreads == 1 ? "" : "s")",
             unit: "GB/s", fedhostMedian: stats.median, fedhostMin: stats.best,
-            peer: "copy bandwidth, same run (faster of 1 and \(threads) threads)", peerMedian: copyYardstick,
-            note: "ratio to copy \(ratio(stats.median, copyYardstick)); bytes = clients·params·4 + 2·params·4",
+            peer: "copy bandwidth timed before each run (faster of 1 and \(threads) threads)",
+            peerMedian: median(yardsticks),
+            note: "ratio to copy \(percent(median(ratios))) (median of \(ratios.count) pairs, range "
+              + "\(percent(ratios.first!))–\(percent(ratios.last!))); bytes = clients·params·4 + 2·params·4",
             higherIsBetter: true))
         }
       }
@@ -83,10 +93,7 @@ enum AggregationBenchmark {
     return rows
   }
 
-  private static func ratio(_ value: Double, _ reference: Double) -> String {
-    let percent = (value / reference * 100).rounded()
-    return "\(Int(percent)) %"
-  }
+  private static func percent(_ fraction: Double) -> String { "\(Int((fraction * 100).rounded())) %" }
 }
 
 /// One aggregation input: a global model and `clients` updates with small, varied deltas
@@ -114,55 +121,60 @@ private struct Workload {
 }
 
 /// Copy (one thread and `threads` threads) and single-thread triad bandwidth over arrays far
-/// larger than the last-level cache.
-private enum MemoryBandwidth {
-  static func measure(floats count: Int, repetitions: Int, threads: Int) throws
-    -> (copy: Statistics, parallelCopy: Statistics, triad: Statistics)
-  {
-    let a = ParameterVector(count: count), b = ParameterVector(count: count), c = ParameterVector(count: count)
+/// larger than the last-level cache; each call times one pass.
+private final class MemoryBandwidth {
+  private let a: ParameterVector, b: ParameterVector, c: ParameterVector
+  private let count: Int
+  private let pool: WorkerPool
+  private let parts: [Range<Int>]
+
+  init(floats count: Int, threads: Int) {
+    self.count = count
+    a = ParameterVector(count: count)
+    b = ParameterVector(count: count)
+    c = ParameterVector(count: count)
     for index in 0..<count {
       b[index] = Float(index % 97)
       c[index] = Float(index % 89)
     }
-    let copyBytes = Double(2 * count * 4), triadBytes = Double(3 * count * 4)
     a.pointer.update(from: b.pointer, count: count)  // fault every page in before timing
-    let copies = (0..<repetitions).map { _ in
-      copyBytes / seconds { a.pointer.update(from: b.pointer, count: count) } / 1e9
-    }
-    let pool = WorkerPool(threadCount: threads)
-    let parts = elementParts(count: count, parts: threads)
-    let parallelCopies = try (0..<repetitions).map { _ in
-      copyBytes / (try seconds {
-        _ = try pool.map(count: parts.count, makeState: { _ in () }) { _, part in
-          (a.pointer + parts[part].lowerBound).update(from: b.pointer + parts[part].lowerBound,
-                                                      count: parts[part].count)
-        }
-      }) / 1e9
-    }
-    let triads = (0..<repetitions).map { _ in triadBytes / seconds { triad(a, b, c, count) } / 1e9 }
-    return (Statistics(copies, higherIsBetter: true), Statistics(parallelCopies, higherIsBetter: true),
-            Statistics(triads, higherIsBetter: true))
+    pool = WorkerPool(threadCount: threads)
+    parts = (0..<threads).map { part in (count * part / threads)..<(count * (part + 1) / threads) }
   }
 
-  /// `0..<count` in `parts` contiguous, nearly equal ranges.
-  private static func elementParts(count: Int, parts: Int) -> [Range<Int>] {
-    (0..<parts).map { part in (count * part / parts)..<(count * (part + 1) / parts) }
+  /// GB/s of one memcpy of `b` into `a` on this thread (read + write counted).
+  func copy() -> Double {
+    Double(2 * count * 4) / seconds { a.pointer.update(from: b.pointer, count: count) } / 1e9
   }
 
-  /// a = b + 3·c with 16-lane SIMD.
-  private static func triad(_ a: ParameterVector, _ b: ParameterVector, _ c: ParameterVector, _ count: Int) {
+  /// GB/s of the same copy, one contiguous part per pool thread.
+  func parallelCopy() throws -> Double {
+    Double(2 * count * 4) / (try seconds {
+      _ = try pool.map(count: parts.count, makeState: { _ in () }) { [a, b, parts] _, part in
+        (a.pointer + parts[part].lowerBound).update(from: b.pointer + parts[part].lowerBound, count: parts[part].count)
+      }
+    }) / 1e9
+  }
+
+  /// The yardstick: the faster of `copy()` and `parallelCopy()`, timed now.
+  func fasterCopy() throws -> Double { max(copy(), try parallelCopy()) }
+
+  /// GB/s of a = b + 3·c with 16-lane SIMD on this thread (three arrays counted).
+  func triad() -> Double {
     let scalar = SIMD16<Float>(repeating: 3)
-    var index = 0
-    while index + 16 <= count {
-      let sum = UnsafeRawPointer(b.pointer).loadUnaligned(fromByteOffset: index * 4, as: SIMD16<Float>.self)
-        + scalar * UnsafeRawPointer(c.pointer).loadUnaligned(fromByteOffset: index * 4, as: SIMD16<Float>.self)
-      UnsafeMutableRawPointer(a.pointer).storeBytes(of: sum, toByteOffset: index * 4, as: SIMD16<Float>.self)
-      index += 16
-    }
-    while index < count {
-      a[index] = b[index] + 3 * c[index]
-      index += 1
-    }
+    return Double(3 * count * 4) / seconds {
+      var index = 0
+      while index + 16 <= count {
+        let sum = UnsafeRawPointer(b.pointer).loadUnaligned(fromByteOffset: index * 4, as: SIMD16<Float>.self)
+          + scalar * UnsafeRawPointer(c.pointer).loadUnaligned(fromByteOffset: index * 4, as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(a.pointer).storeBytes(of: sum, toByteOffset: index * 4, as: SIMD16<Float>.self)
+        index += 16
+      }
+      while index < count {
+        a[index] = b[index] + 3 * c[index]
+        index += 1
+      }
+    } / 1e9
   }
 }
 
