@@ -31,6 +31,7 @@ extension PluginHost {
 
   /// `parallelFor` for tasks that return a value or fail: the values in task order, or the
   /// error of the lowest failing task (every task still runs).
+  @inlinable  // specialized in the plugin: generic metadata lookups would cost microseconds per round
   public func parallelMap<Value>(_ count: Int, _ task: (Int) throws -> Value) throws -> [Value] {
     let slots = UnsafeMutableBufferPointer<Result<Value, any Error>?>.allocate(capacity: count)
     slots.initialize(repeating: nil)
@@ -52,7 +53,7 @@ private final class TaskBox {
 extension AggregationRound {
   /// Deltas one parallel task streams: enough to dwarf the hand-off, small enough that the
   /// benchmark shapes (400 MB of deltas) give ~100 tasks to balance over the threads.
-  static let taskBytes = 4 << 20
+  @usableFromInline static let taskBytes = 4 << 20
 
   /// Runs `task` once per parallel task of the round and returns its results in task order.
   /// Each task gets its consecutive blocks of `blockLength` elements: whole blocks, about
@@ -60,6 +61,7 @@ extension AggregationRound {
   /// threads (`PluginHost.parallelMap`), or with `inOrder` one after another on this thread,
   /// for work that must see the blocks in order. The cut depends on the round's shape alone,
   /// so per-task partial results combined in task order give the same bits with any thread count.
+  @inlinable  // specialized in the plugin: generic metadata lookups would cost microseconds per round
   public func mapTasks<Value>(blockLength: Int, inOrder: Bool = false,
                               _ task: (_ blocks: [Range<Int>]) throws -> Value) throws -> [Value] {
     let blocksPerTask = max(1, Self.taskBytes / (4 * updates.count * blockLength))
