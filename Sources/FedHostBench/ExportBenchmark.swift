@@ -49,7 +49,8 @@ enum ExportBenchmark {
             }
           }
         }
-      }.sorted()
+      }
+      let stats = Statistics(times, higherIsBetter: false)
       let peer = liteRT(model: modelFile.path, inputs: inputsFile.path)
       // Once, on the same int8 rows: its input scale differs, but latency does not depend on the values.
       let crossCheck = referenceCheck ?? describeReferenceCheck(
@@ -58,7 +59,7 @@ enum ExportBenchmark {
       let invokeOnly = peer.values(["invoke_only", "median_us"]).first ?? 0
       rows.append(peer.row(
         section: "export", name: "int8 inference, paper model, \(granularity.rawValue) weights, 1 thread", unit: "µs",
-        fedhostMedian: times[times.count / 2], fedhostBest: times[0],
+        fedhostMedian: stats.median, fedhostBest: stats.best,
         medianPath: ["set_invoke_get", "median_us"], bestPath: ["set_invoke_get", "min_us"], higherIsBetter: false,
         detail: "\(liteRTPasses) passes of \(liteRTCalls) calls; FedHost from already-quantized input, like "
           + "LiteRT's set_tensor; LiteRT invoke() alone "
@@ -76,10 +77,11 @@ enum ExportBenchmark {
           }
         }
       }
-    }.sorted()
+    }
+    let floatStats = Statistics(floatTimes, higherIsBetter: false)
     rows.append(BenchmarkRow(
       section: "export", name: "float32 inference, paper model, 1 thread", unit: "µs",
-      fedhostMedian: floatTimes[floatTimes.count / 2], fedhostMin: floatTimes[0], peer: nil, peerMedian: nil,
+      fedhostMedian: floatStats.median, fedhostMin: floatStats.best, peer: nil, peerMedian: nil,
       note: "MLPTrainer.predict, for comparison with the int8 path", higherIsBetter: false))
     return rows
   }
