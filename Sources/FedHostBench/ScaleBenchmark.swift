@@ -47,13 +47,15 @@ enum ScaleBenchmark {
 
   /// Child side: one round with `clients` clients; prints "seconds peak-bytes".
   static func runOne(clients: Int) throws {
-    var settings = PipelineSettings(preset: .tuned)
-    settings.parallelRounds = 1
-    let federation = try Federation(makeFederation(clients: clients).prepare(seed: 1), settings: settings)
+    let settings = RunSettings(preset: .tuned, protocolKind: .fl)
+    let engine = try StandardFLRun(makeFederation(clients: clients), settings: settings, seed: 1).engine
     let strategy = try StrategyLoader.load(aggregator: "libFedAvg.so", initializer: .none, clientHook: nil,
-                                           searchPath: .standard(), settings: settings)
-    let global = federation.initialModel()
-    let roundSeconds = try seconds { _ = try federation.runRound(0, global: global, strategy: strategy) }
+                                           searchPath: .standard(), threads: settings.threads,
+                                           config: { settings.pluginConfig(for: $0, seed: 1, extra: [:]) })
+    let global = engine.initialModel()
+    let roundSeconds = try seconds {
+      _ = try engine.runRound(0, global: global, strategy: strategy, participants: Array(0..<clients))
+    }
     // VmHWM, not getrusage's ru_maxrss: the latter is inherited from the parent at fork.
     let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
     let highWater = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }

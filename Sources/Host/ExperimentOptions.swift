@@ -4,33 +4,26 @@ import Foundation
 /// Options shared by `host run` (the main job) and `host compare`: where the federation comes
 /// from, the preset and every hyperparameter, plugins, output.
 enum ExperimentOptions {
+  /// One flag per hyperparameter, from the option table (RunSettings.options).
+  static let settingSpecs: [OptionSpec] = RunSettings.options.map { option in
+    let scope = option.protocols.count == 1 ? " [\(option.protocols.first!.rawValue)]" : ""
+    return .value(option.flag, option.valueName, option.helpWithDefaults + scope)
+  }
+
   static let specs: [OptionSpec] = [
     .value("federation", "FILE", "federation spec (JSON, see docs/federation-spec.md); default: the embedded two-device federation"),
     .value("data-dir", "DIR", "directory the spec's dataset files are relative to (default: .)"),
+    .value("protocol", "NAME", "fed-meta-align (the paper's phases; default of host run) or fl (the standard FL protocol: every method on the whole train part)"),
     .value("preset", "NAME", "tuned (default: the protocol with sane training) or paper (Section IV.D exactly)"),
     .value("threads", "N", "worker threads for client training and for plugins (parallel_for) (default: all cores; results do not depend on it)"),
-    .value("plugin-path", "DIRS", "extra plugin directories (colon-separated, repeatable)"),
-    .value("plugin-config", "KEY=JSON", "extra config entry for every plugin declaring KEY, e.g. variance_mode=\"v2\" (repeatable)"),
-    .value("phases", "P1,P2,P3", "shares of each device's train part for Phases 1/2/3 (paper 0.2,0.5,0.3; tuned 0.1,0.3,0.6)"),
-    .value("optimizer", "NAME", "adam or sgd (both presets: adam)"),
-    .value("learning-rate", "LR", "local learning rate (paper 1e-5, tuned 1e-3)"),
-    .value("batch-size", "N", "local batch size (paper 1, tuned 16)"),
-    .value("pretrain-epochs", "N", "Phase 0 epochs on the pretraining set, 0 skips it (paper 1, tuned 0)"),
-    .value("serial-rounds", "N", "Phase 1 rounds of the initializer (10)"),
-    .value("serial-epochs", "N", "Phase 1 epochs per device visit (1)"),
-    .value("rounds", "N", "Phase 2 parallel rounds (10)"),
-    .value("local-epochs", "N", "Phase 2 local epochs per round, when --local-steps is off (1)"),
-    .value("local-steps", "N", "Phase 2: about N optimizer steps per client per round instead of --local-epochs, 0: off (default off)"),
-    .value("personalization-epochs", "N", "Phase 3 fine-tuning epochs, 0 skips it (10)"),
-    .value("personalization-learning-rate", "LR", "Phase 3 learning rate (paper 1e-5, tuned 1e-3)"),
-    .value("freeze-fraction", "F", "share of layers frozen in Phase 3 (paper 0.5: the first half; tuned 0)"),
-    .value("early-stopping", "PATIENCE", "Phase 3 and Local Only keep the epoch of lowest validation loss, stopping after PATIENCE epochs without improvement (0: off)"),
-    .value("local-only-epochs", "N", "epochs of the Local Only baseline (10)"),
-    .value("threshold", "RULE", "f1 (F1-optimal on a validation slice) or fixed (0.5) (paper f1, tuned fixed)"),
-    .value("similarity-floor", "C", "SimilarityAware's floor c (0.1)"),
-    .value("mu", "MU", "FedProx's proximal weight μ (0.01)"),
-    .value("out", "DIR", "write report.md/.csv/.json, SVG plots, models and a checkpoint after every round here (atomically)"),
+    .value("plugin-path", "DIRS", "extra plugin directories (colon-separated, repeatable)", repeatable: true),
+    .value("plugin-config", "KEY=JSON", "config entry for the plugins that declare KEY (an error if none does), e.g. mu=0.1 or variance_mode=\"v2\" (repeatable)", repeatable: true),
+    .value("mu", "MU", "FedProx's proximal weight μ: the same as --plugin-config mu=MU (plugin default 0.01)"),
+    .value("similarity-floor", "C", "SimilarityAware's floor c: the same as --plugin-config similarity_floor=C (plugin default 0.1)"),
+  ] + settingSpecs + [
+    .value("out", "DIR", "write report.md/.csv/.json, SVG plots, models and a checkpoint after every round here (atomically); refuses a directory holding another run's results"),
     .value("resume", "DIR", "continue the run whose --out was DIR (same command and options), e.g. after a crash or kill"),
+    .flag("force", "with --out: overwrite a directory that holds another run's results"),
     .flag("json", "print the report as JSON on stdout instead of Markdown"),
     .flag("quiet", "no progress lines on stderr"),
     .flag("help", "show this help"),
@@ -47,55 +40,24 @@ enum ExperimentOptions {
   }
 
   /// Preset, then the spec's `training` object, then command-line flags.
-  static func settings(_ options: ParsedOptions, data: FederationData) throws -> PipelineSettings {
-    let presetName = options.value("preset") ?? PipelineSettings.Preset.tuned.rawValue
-    guard let preset = PipelineSettings.Preset(rawValue: presetName) else {
-      throw UsageError("--preset must be one of \(PipelineSettings.Preset.allCases.map(\.rawValue)), got \"\(presetName)\"")
+  static func settings(_ options: ParsedOptions, data: FederationData, protocol fallback: ProtocolKind? = nil) throws
+    -> RunSettings
+  {
+    var flags: [String: String] = [:]
+    for option in RunSettings.options {
+      if let text = options.value(option.flag) { flags[option.key] = text }
     }
-    var settings = PipelineSettings(preset: preset, threads: try options.integer("threads", default: WorkerPool.defaultThreadCount))
-    settings.apply(data.training)
-    if let text = options.value("phases") {
-      let shares = text.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-      guard shares.count == 3 else { throw UsageError("--phases expects three comma-separated shares, got \"\(text)\"") }
-      settings.phaseFractions = shares
-    }
-    if let name = options.value("optimizer") {
-      guard ["adam", "sgd"].contains(name) else { throw UsageError("--optimizer must be adam or sgd, got \"\(name)\"") }
-      settings.useSGD = name == "sgd"
-    }
-    if let value = try options.number("learning-rate") { settings.learningRate = Float(value) }
-    settings.batchSize = try options.integer("batch-size", default: settings.batchSize)
-    settings.pretrainEpochs = try options.integer("pretrain-epochs", default: settings.pretrainEpochs)
-    settings.serialRounds = try options.integer("serial-rounds", default: settings.serialRounds)
-    settings.serialEpochs = try options.integer("serial-epochs", default: settings.serialEpochs)
-    settings.parallelRounds = try options.integer("rounds", default: settings.parallelRounds)
-    settings.localEpochs = try options.integer("local-epochs", default: settings.localEpochs)
-    if options.value("local-steps") != nil {
-      let steps = try options.integer("local-steps", default: 0)
-      settings.localSteps = steps > 0 ? steps : nil
-    }
-    settings.personalizationEpochs = try options.integer("personalization-epochs", default: settings.personalizationEpochs)
-    if let value = try options.number("personalization-learning-rate") { settings.personalizationLearningRate = Float(value) }
-    if let value = try options.number("freeze-fraction") { settings.freezeFraction = value }
-    settings.localOnlyEpochs = try options.integer("local-only-epochs", default: settings.localOnlyEpochs)
-    if options.value("early-stopping") != nil {
-      let patience = try options.integer("early-stopping", default: 0)
-      settings.earlyStoppingPatience = patience > 0 ? patience : nil
-    }
-    if let rule = options.value("threshold") {
-      guard let parsed = PipelineSettings.ThresholdRule(rawValue: rule) else {
-        throw UsageError("--threshold must be f1 or fixed, got \"\(rule)\"")
-      }
-      settings.threshold = parsed
-    }
-    if let value = try options.number("similarity-floor") { settings.similarityFloor = value }
-    if let value = try options.number("mu") { settings.mu = value }
-    do { try settings.validate() } catch { throw UsageError("\(error)") }
-    return settings
+    let threads = try options.integer("threads", default: WorkerPool.defaultThreadCount, atLeast: 1)
+    return try RunSettings.resolve(preset: options.value("preset"), protocol: options.value("protocol") ?? fallback?.rawValue,
+                                   training: data.training, flags: flags, threads: threads)
   }
 
-  static func pluginConfig(_ options: ParsedOptions) throws -> [String: String] {
-    var config: [String: String] = [:]
+  /// The spec's `plugin_config`, then `--mu` / `--similarity-floor`, then `--plugin-config` entries.
+  static func pluginConfig(_ options: ParsedOptions, data: FederationData) throws -> [String: String] {
+    var config = data.training.pluginConfig
+    for (flag, key) in [("mu", "mu"), ("similarity-floor", "similarity_floor")] {
+      if let value = try options.number(flag) { config[key] = String(value) }
+    }
     for entry in options.all("plugin-config") {
       let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
       guard parts.count == 2, !parts[0].isEmpty,
@@ -117,17 +79,21 @@ enum ExperimentOptions {
     }
   }
 
-  /// The --out directory (or the --resume one) and whether to resume from it.
-  static func output(_ options: ParsedOptions) throws -> (directory: String?, resume: Bool) {
+  /// The --out directory (or the --resume one) and how to treat what it holds.
+  static func output(_ options: ParsedOptions) throws -> OutputDirectory? {
     let out = options.value("out")
-    guard let resume = options.value("resume") else { return (out, false) }
+    guard let resume = options.value("resume") else {
+      if options.has("force") && out == nil { throw UsageError("--force goes with --out DIR") }
+      return out.map { OutputDirectory(path: $0, mode: .fresh(force: options.has("force"))) }
+    }
     if let out, out != resume { throw UsageError("--resume DIR continues in DIR; drop --out \(out) or make it the same") }
-    return (resume, true)
+    if options.has("force") { throw UsageError("--force starts over; it cannot go with --resume") }
+    return OutputDirectory(path: resume, mode: .resume)
   }
 
   /// Prints the report (Markdown or JSON) and writes the report files under --out.
   static func publish(_ report: ComparisonReport, options: ParsedOptions) throws {
-    if let directory = try output(options).directory {
+    if let directory = try output(options)?.path {
       try ReportFiles.write(report, to: directory)
     }
     if options.has("json") {

@@ -47,7 +47,7 @@ enum ExportCommand {
 
     let (architecture, parameters) = try ModelFile.read(modelPath)
     let (data, source) = try ExperimentOptions.federationData(options)
-    let seed = UInt64(try options.integer("seed", default: Int(data.training.seed ?? 0)))
+    let seed = try options.seed("seed") ?? data.training.seed ?? 0
     // The same preset → spec → flag resolution as `host run`, so calibration sees the run's Phase 3 rows.
     let settings = try ExperimentOptions.settings(options, data: data)
     let devices = data.prepare(seed: seed, phaseFractions: settings.phaseFractions).devices

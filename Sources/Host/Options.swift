@@ -4,10 +4,12 @@ struct OptionSpec {
   let name: String
   let valueName: String?  // nil: a flag
   let help: String
+  /// May be given more than once (every value is kept); other options may appear once.
+  var repeatable = false
 
   static func flag(_ name: String, _ help: String) -> OptionSpec { OptionSpec(name: name, valueName: nil, help: help) }
-  static func value(_ name: String, _ valueName: String, _ help: String) -> OptionSpec {
-    OptionSpec(name: name, valueName: valueName, help: help)
+  static func value(_ name: String, _ valueName: String, _ help: String, repeatable: Bool = false) -> OptionSpec {
+    OptionSpec(name: name, valueName: valueName, help: help, repeatable: repeatable)
   }
 }
 
@@ -32,10 +34,13 @@ struct ParsedOptions {
       }
       if spec.valueName == nil {
         guard inlineValue == nil else { throw UsageError("--\(name) takes no value") }
-        flags.insert(name)
+        guard flags.insert(name).inserted else { throw UsageError("--\(name) is given twice") }
       } else {
         guard let value = inlineValue ?? cursor.next() else {
           throw UsageError("--\(name) needs a value \(spec.valueName!)")
+        }
+        guard spec.repeatable || values[name] == nil else {
+          throw UsageError("--\(name) is given twice (\"\(values[name]![0])\" and \"\(value)\")")
         }
         values[name, default: []].append(value)
       }
@@ -46,10 +51,20 @@ struct ParsedOptions {
   func all(_ name: String) -> [String] { values[name] ?? [] }
   func has(_ name: String) -> Bool { flags.contains(name) }
 
-  func integer(_ name: String, default fallback: Int) throws -> Int {
+  func integer(_ name: String, default fallback: Int, atLeast minimum: Int = 0) throws -> Int {
     guard let text = value(name) else { return fallback }
     guard let number = Int(text) else { throw UsageError("--\(name) expects an integer, got \"\(text)\"") }
+    guard number >= minimum else { throw UsageError("--\(name) must be at least \(minimum), not \(number)") }
     return number
+  }
+
+  /// A seed: a non-negative integer below 2^64.
+  func seed(_ name: String) throws -> UInt64? {
+    guard let text = value(name) else { return nil }
+    guard let seed = UInt64(text) else {
+      throw UsageError("--\(name) expects a non-negative integer, got \"\(text)\"")
+    }
+    return seed
   }
 
   func number(_ name: String) throws -> Double? {

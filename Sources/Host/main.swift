@@ -12,6 +12,7 @@ let topLevelHelp = """
     host compare --aggregators LIST [--seeds N]       strategies side by side over seeds, with plots
     host plugins list | describe LIB | validate LIB   inspect and check strategy plugins
     host export --model FILE --format tflite|c-array --out FILE   int8 model for TFLite (Micro)
+    host splits --out DIR [--federation FILE]         dump the exact splits for outside references
     host --help | --version
 
   Quick start:  host --aggregator libSimilarityAware.so
@@ -28,6 +29,7 @@ func runHost(_ arguments: [String]) -> Int32 {
     case "run": return try RunCommand.run(rest.dropFirst())
     case "compare": return try CompareCommand.run(rest.dropFirst())
     case "export": return try ExportCommand.run(rest.dropFirst())
+    case "splits": return try SplitsCommand.run(rest.dropFirst())
     case let option? where option.hasPrefix("--") && option != "--help" && option != "--version":
       return try RunCommand.run(rest)
     case "--version": print("fedhost \(fedHostVersion) (plugin ABI \(hostABIMajor).\(hostABIMinor))"); return 0
@@ -35,6 +37,9 @@ func runHost(_ arguments: [String]) -> Int32 {
     case let other?: throw UsageError("unknown command \"\(other)\" (see `host --help`)")
     }
   } catch let error as UsageError {
+    FileHandle.standardError.write(Data("host: \(error)\n".utf8))
+    return 2
+  } catch let error as InputError {
     FileHandle.standardError.write(Data("host: \(error)\n".utf8))
     return 2
   } catch {

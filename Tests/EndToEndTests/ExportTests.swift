@@ -207,8 +207,8 @@ struct ExportCommandTests {
   }
 
   @Test(arguments: [(["--preset", "fast"], "--preset must be one of"),
-                     (["--phases", "0.5,0.5"], "--phases expects three comma-separated shares"),
-                     (["--phases", "0.5,0.4,0.4"], "phase fractions must be three shares in 0...1 that sum to 1")])
+                     (["--phases", "0.5,0.5"], "--phases must be three shares in 0...1 that sum to 1, not [0.5, 0.5]"),
+                     (["--phases", "0.5,0.4,0.4"], "--phases must be three shares in 0...1 that sum to 1")])
   func badPresetOrPhasesAreOneLineErrors(options: [String], message: String) throws {
     let out = directory + "/bad.tflite"
     let run = try runHost(["export", "--model", modelPath, "--out", out] + options)

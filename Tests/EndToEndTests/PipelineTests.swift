@@ -153,7 +153,25 @@ struct PipelineTests {
       (["--aggregator", "libFedAvg.so", "--rounds", "x"], "--rounds expects an integer, got \"x\""),
       (["--aggregator", "libFedAvg.so", "--preset", "fast"], "--preset must be one of"),
       (["--aggregator", "libFedAvg.so", "--frobnicate"], "unknown option --frobnicate"),
-      (["--aggregator", "libFedAvg.so", "--rounds", "0"], "parallel rounds and local epochs must be at least 1"),
+      (["--aggregator", "libFedAvg.so", "--rounds", "0"], "--rounds must be within 1...100000, not 0"),
+      (["--aggregator", "libFedAvg.so", "--rounds", "2", "--rounds", "3"], "--rounds is given twice (\"2\" and \"3\")"),
+      (["--aggregator", "libFedAvg.so", "--seed", "-1"], "--seed expects a non-negative integer, got \"-1\""),
+      (["--aggregator", "libFedAvg.so", "--local-steps", "-5"], "--local-steps must be 0 (off) or a positive integer, not -5"),
+      (["--aggregator", "libFedAvg.so", "--early-stopping", "-1"], "--early-stopping must be 0 (off) or a positive integer, not -1"),
+      (["--aggregator", "libFedAvg.so", "--baselines", ""], "--baselines expects comma-separated plugin names, got \"\""),
+      (["--aggregator", "libFedAvg.so", "--protocol", "fl", "--serial-rounds", "2"],
+       "--serial-rounds is only used by the fed-meta-align protocol, not fl"),
+      (["--aggregator", "libFedAvg.so", "--clients-per-round", "3"],
+       "--clients-per-round is only used by the fl protocol, not fed-meta-align"),
+      (["--aggregator", "libFedAvg.so", "--protocol", "fl", "--clients-per-round", "-1"],
+       "--clients-per-round must be a count ≥ 1, a share in (0, 1) or \"all\", not -1.0"),
+      (["--aggregator", "libFedAvg.so", "--plugin-config", "mu=0.1", "--baselines", "none"],
+       "--plugin-config mu: no plugin of this run declares it"),
+      (["compare", "--aggregators", ""], "--aggregators expects comma-separated plugin names, got \"\""),
+      (["compare", "--aggregators", "libFedAvg.so,"], "--aggregators expects comma-separated plugin names"),
+      (["compare", "--aggregators", "libFedAvg.so", "--seeds", "1,1"], "--seeds lists seed 1 twice"),
+      (["compare", "--aggregators", "libFedAvg.so", "--seeds", "0"], "--seeds must be a count within 1...1000, not 0"),
+      (["splits"], "--out DIR is required"),
     ] {
       let run = try runHost(arguments)
       #expect(run.status == 2, "\(arguments)")
@@ -175,8 +193,9 @@ struct PipelineTests {
 /// must be bit-identical to an uninterrupted run.
 @Suite("Resume after SIGKILL")
 struct ResumeTests {
-  static let arguments = ["--aggregator", "libMEFLVariance.so", "--initializer", "libSimilarityAware.so",
-                          "--baselines", "libSimilarityAware.so", "--rounds", "8", "--quiet"]
+  static let common = ["--aggregator", "libMEFLVariance.so", "--initializer", "libSimilarityAware.so",
+                       "--baselines", "libSimilarityAware.so", "--quiet"]
+  static let arguments = common + ["--rounds", "8"]
 
   @Test func aKilledRunResumesBitIdentically() throws {
     let reference = try temporaryDirectory("resume-reference")
@@ -217,9 +236,41 @@ struct ResumeTests {
 
   @Test func resumingADifferentRunIsRefused() throws {
     let directory = try temporaryDirectory("resume-other")
-    #expect(try runHost(Self.arguments + ["--out", directory, "--rounds", "2"]).status == 0)
-    let run = try runHost(Self.arguments + ["--resume", directory, "--rounds", "3"])
-    #expect(run.status == 1)
+    #expect(try runHost(Self.common + ["--out", directory, "--rounds", "2"]).status == 0)
+    let run = try runHost(Self.common + ["--resume", directory, "--rounds", "3"])
+    #expect(run.status == 2)
     #expect(run.stderr.contains("the checkpoint belongs to a different run"))
+  }
+
+  @Test func anotherRunsOutputIsNeverOverwrittenSilently() throws {
+    let directory = try temporaryDirectory("out-guard")
+    let first = Self.common + ["--rounds", "1", "--out", directory]
+    #expect(try runHost(first).status == 0)
+    let report = FileManager.default.contents(atPath: directory + "/report.json")
+    let again = try runHost(first)
+    #expect(again.status == 2)
+    #expect(again.stderr == "host: --out \(directory) already holds a run's results (report.md): choose another directory or add --force\n")
+    #expect(FileManager.default.contents(atPath: directory + "/report.json") == report)
+    #expect(try runHost(first + ["--force"]).status == 0)
+
+    let empty = try temporaryDirectory("out-guard-empty")
+    let nothing = try runHost(Self.common + ["--resume", empty + "/typo"])
+    #expect(nothing.status == 2)
+    #expect(nothing.stderr == "host: --resume \(empty)/typo: no checkpoint.json there, nothing to resume (start the run with --out \(empty)/typo)\n")
+    #expect(!FileManager.default.fileExists(atPath: empty + "/typo"))
+  }
+
+  @Test func aKilledRunRerunWithoutResumeIsToldToResume() throws {
+    let directory = try temporaryDirectory("out-unfinished")
+    #expect(try runHost(Self.common + ["--rounds", "1", "--out", directory]).status == 0)
+    // Make the checkpoint look like a run killed before it finished.
+    let path = directory + "/checkpoint.json"
+    var checkpoint = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+    checkpoint["finished"] = false
+    try JSONSerialization.data(withJSONObject: checkpoint).write(to: URL(fileURLWithPath: path))
+    for file in ["report.md", "report.csv", "report.json"] { try? FileManager.default.removeItem(atPath: directory + "/" + file) }
+    let rerun = try runHost(Self.common + ["--rounds", "1", "--out", directory])
+    #expect(rerun.status == 2)
+    #expect(rerun.stderr.contains("holds an unfinished run of this command: continue it with --resume \(directory)"))
   }
 }

@@ -26,11 +26,15 @@ public struct DatasetSpec: Sendable, Equatable {
   public var categorical: [String]
   /// Zero-pad the input to this width (the paper pads the electrical device's 6 features to 9).
   public var padTo: Int?
+  /// The full class list of a multi-class task, in class-index order: a device whose file misses
+  /// some class still numbers the others as every other device does. nil: the classes found.
+  public var classes: [String]?
 
   /// `task` defaults to binary for a label column and multi-class for label bits.
   public init(label: Label, task: Task? = nil, features: [String]? = nil, drop: [String] = [],
-              categorical: [String] = [], padTo: Int? = nil) {
+              categorical: [String] = [], padTo: Int? = nil, classes: [String]? = nil) {
     self.label = label
+    self.classes = classes
     if let task {
       self.task = task
     } else if case .bits = label {
@@ -101,7 +105,7 @@ public struct DatasetSpec: Sendable, Equatable {
     if !isBits && task == .multiclass {
       // Any values name classes here, numbers or text ("LG", "LLL"); numbers are canonicalized.
       let keys = try table.textColumn(columns[0]).map { cell in CSVTable.number(cell).map(Self.canonical) ?? cell }
-      return Self.numbered(keys) { a, b in
+      return try numbered(keys, table) { a, b in
         switch (Double(a), Double(b)) {
         case let (x?, y?): x < y
         case (.some, nil): true
@@ -124,16 +128,22 @@ public struct DatasetSpec: Sendable, Equatable {
     if task == .binary {
       return (keys.map { $0.contains("1") ? 1 : 0 }, isBits ? ["none", "any"] : ["0", "1"])
     }
-    return Self.numbered(keys, by: <)
+    return try numbered(keys, table, by: <)
   }
 
   /// Class indices for `keys`, the classes sorted by `areInIncreasingOrder` so that the numbering
   /// never depends on row order.
-  private static func numbered(_ keys: [String],
-                               by areInIncreasingOrder: (String, String) -> Bool) -> ([Int32], [String]) {
-    let classNames = Set(keys).sorted(by: areInIncreasingOrder)
-    let index = Dictionary(uniqueKeysWithValues: classNames.enumerated().map { ($1, Int32($0)) })
-    return (keys.map { index[$0]! }, classNames)
+  private func numbered(_ keys: [String], _ table: CSVTable,
+                        by areInIncreasingOrder: (String, String) -> Bool) throws -> ([Int32], [String]) {
+    let classNames = classes ?? Set(keys).sorted(by: areInIncreasingOrder)
+    let index = Dictionary(classNames.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { first, _ in first })
+    return (try keys.enumerated().map { row, key in
+      guard let label = index[key] else {
+        throw DataError(file: table.fileName, line: table.lineNumbers[row],
+                        "class \"\(key)\" is not in the spec's classes \(classNames)")
+      }
+      return label
+    }, classNames)
   }
 
   /// "2" for 2.0, so that "2" and "2.0" in one column are the same class.

@@ -24,11 +24,15 @@ public struct FederationData: Sendable, Equatable {
   public var pretraining: LabelledDataset?
   public var splits: SplitFractions
   public var training: TrainingOverrides
+  /// Row indices read from a split dump (`splits_from`), by device name; they replace the seeded splits.
+  public var fixedSplits: [String: DeviceSplit]
 
   public init(devices: [FederatedDevice], pretraining: LabelledDataset? = nil,
-              splits: SplitFractions = SplitFractions(), training: TrainingOverrides = TrainingOverrides()) {
+              splits: SplitFractions = SplitFractions(), training: TrainingOverrides = TrainingOverrides(),
+              fixedSplits: [String: DeviceSplit] = [:]) {
     precondition(!devices.isEmpty, "a federation needs at least one device")
     self.devices = devices
+    self.fixedSplits = fixedSplits
     self.pretraining = pretraining
     self.splits = splits
     self.training = training
@@ -38,13 +42,34 @@ public struct FederationData: Sendable, Equatable {
   /// rows only; the pretraining set split into train/validation and standardized on its train part.
   /// Device `i` uses its own seed stream, so adding a device leaves the others' splits unchanged.
   public func prepare(seed: UInt64) -> PreparedFederation {
-    let devices = self.devices.enumerated().map { index, device in
-      PreparedDevice(device, fractions: splits, seed: SeededGenerator.seed(seed, stream: 100 + UInt64(index)))
-    }
+    let devices = self.devices.indices.map { PreparedDevice(self.devices[$0], split: split(ofDevice: $0, seed: seed)) }
     let pretraining = self.pretraining.map {
       PreparedPretraining($0, validationFraction: splits.validation, seed: SeededGenerator.seed(seed, stream: 99))
     }
     return PreparedFederation(devices: devices, pretraining: pretraining, splits: splits, training: training, seed: seed)
+  }
+
+  /// Device `index`'s split for `seed`: its own seed stream, so adding a device leaves the
+  /// others' splits unchanged; or the dumped split it was given.
+  public func split(ofDevice index: Int, seed: UInt64) -> DeviceSplit {
+    let device = devices[index]
+    return fixedSplits[device.name]
+      ?? DeviceSplit(labels: device.dataset.samples.labels, fractions: splits,
+                     seed: SeededGenerator.seed(seed, stream: 100 + UInt64(index)))
+  }
+
+  /// Device `index` under the standard FL protocol: its train part minus the validation slice,
+  /// the slice and the test part, standardized with statistics of the train part. Only these
+  /// three are made, so a many-client protocol can prepare clients as it samples them.
+  public func prepareForFL(device index: Int, seed: UInt64) -> FLDevice {
+    let device = devices[index]
+    let split = split(ofDevice: index, seed: seed)
+    let raw = device.dataset.samples
+    let standardizer = Standardizer(fittedOn: raw.subset(split.train))
+    return FLDevice(name: device.name, featureNames: device.dataset.featureNames, split: split,
+                    train: standardizer.apply(to: raw.subset(split.flTrain)),
+                    validation: standardizer.apply(to: raw.subset(split.flValidation)),
+                    test: standardizer.apply(to: raw.subset(split.test)))
   }
 
   /// `prepare(seed:)` with each device's train part divided among Phases 1/2/3 by `phaseFractions`
@@ -98,7 +123,10 @@ public struct PreparedDevice: Sendable, Equatable {
   public var phase3Validation: Samples
 
   public init(_ device: FederatedDevice, fractions: SplitFractions, seed: UInt64) {
-    let split = DeviceSplit(labels: device.dataset.samples.labels, fractions: fractions, seed: seed)
+    self.init(device, split: DeviceSplit(labels: device.dataset.samples.labels, fractions: fractions, seed: seed))
+  }
+
+  public init(_ device: FederatedDevice, split: DeviceSplit) {
     let raw = device.dataset.samples
     let standardizer = Standardizer(fittedOn: raw.subset(split.train))
     let part = { (rows: [Int]) in standardizer.apply(to: raw.subset(rows)) }
@@ -117,6 +145,16 @@ public struct PreparedDevice: Sendable, Equatable {
     phase3Train = part(split.phase3Train)
     phase3Validation = part(split.phase3Validation)
   }
+}
+
+/// One device under the standard FL protocol, standardized on its train part.
+public struct FLDevice: Sendable {
+  public var name: String
+  public var featureNames: [String]
+  public var split: DeviceSplit
+  public var train: Samples
+  public var validation: Samples
+  public var test: Samples
 }
 
 /// The pretraining (Phase 0) dataset, split stratified into train and validation and
@@ -197,7 +235,12 @@ extension FederationSpec {
                         "classes \(dataset.classNames) differ from \(reference.name)'s \(reference.dataset.classNames)")
       }
     }
-    return FederationData(devices: devices, pretraining: pretraining, splits: splits, training: training)
+    var data = FederationData(devices: devices, pretraining: pretraining, splits: splits, training: training)
+    if let splitsFrom {
+      data.fixedSplits = try SplitDump.readSplits(from: dataDirectory.appendingPathComponent(splitsFrom), for: data,
+                                                  spec: fileName)
+    }
+    return data
   }
 
   private func partitionDevices(_ partition: Partition, dataset: LabelledDataset,

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A device's storage and memory limits, for choosing a model size that fits.
-public struct MemoryBudget: Sendable, Equatable {
+public struct MemoryBudget: Sendable, Hashable {
   public var flashBytes: Int
   public var ramBytes: Int
 
@@ -11,30 +11,19 @@ public struct MemoryBudget: Sendable, Equatable {
   }
 }
 
-/// Training settings a spec may override; nil means "use the run's preset".
+/// What a spec's `training` object and `plugin_config` say. The training entries stay raw here:
+/// the run settings' option table (Pipelines/RunSettings.swift), the one home of every
+/// hyperparameter, reads and checks them, and names the key path of a bad one.
 public struct TrainingOverrides: Sendable, Equatable {
-  public enum OptimizerChoice: String, Sendable, Equatable, CaseIterable { case adam, sgd }
-  /// `f1`: pick the F1-optimal threshold on Phase 3's validation slice; `fixed`: 0.5.
-  public enum ThresholdRule: String, Sendable, Equatable, CaseIterable { case f1, fixed }
-
-  public var optimizer: OptimizerChoice?
-  public var learningRate: Double?
-  public var batchSize: Int?
-  public var localEpochs: Int?
-  public var serialRounds: Int?
-  public var serialEpochs: Int?
-  public var parallelRounds: Int?
-  public var personalizationEpochs: Int?
-  public var personalizationLearningRate: Double?
-  public var freezeFraction: Double?
-  public var similarityFloor: Double?
-  public var mu: Double?
-  public var pretrainEpochs: Int?
-  public var threshold: ThresholdRule?
+  /// Every `training` entry but `seed`, in key order.
+  var entries: [SpecNode] = []
   /// Phase 1/2/3 shares of the train part, when the spec's `splits` states them.
   public var phases: [Double]?
   /// Seeds splits, partitions, the embedded generator and (by the caller's choice) training.
   public var seed: UInt64?
+  /// Plugin config entries (JSON text by key) from `plugin_config`, delivered to the plugins
+  /// that declare the key.
+  public var pluginConfig: [String: String] = [:]
 
   public init() {}
 }
@@ -106,10 +95,15 @@ public struct FederationSpec: Sendable, Equatable {
   public var pretraining: DataSource?
   public var splits: SplitFractions
   public var training: TrainingOverrides
+  /// A split dump (`host splits --out DIR`, relative to the data directory) whose row indices
+  /// replace the seeded splits, device by device.
+  public var splitsFrom: String?
 
   public init(fileName: String, devices: Devices, pretraining: DataSource? = nil,
-              splits: SplitFractions = SplitFractions(), training: TrainingOverrides = TrainingOverrides()) {
+              splits: SplitFractions = SplitFractions(), training: TrainingOverrides = TrainingOverrides(),
+              splitsFrom: String? = nil) {
     self.fileName = fileName
+    self.splitsFrom = splitsFrom
     self.devices = devices
     self.pretraining = pretraining
     self.splits = splits
@@ -130,7 +124,7 @@ public struct FederationSpec: Sendable, Equatable {
   /// Parses and validates spec JSON held in memory.
   public static func parse(_ data: Data, fileName: String) throws -> FederationSpec {
     let root = try SpecNode.parse(data, file: fileName)
-      .object(allowed: ["devices", "partition", "pretraining", "splits", "training"])
+      .object(allowed: ["devices", "partition", "pretraining", "splits", "training", "plugin_config", "splits_from"])
     let devices: Devices
     switch (root.optional("devices"), root.optional("partition")) {
     case (let list?, nil):
@@ -155,11 +149,17 @@ public struct FederationSpec: Sendable, Equatable {
     let (splits, phases) = try root.optional("splits").map(parseSplits) ?? (SplitFractions(), nil)
     var training = try root.optional("training").map(parseTraining) ?? TrainingOverrides()
     training.phases = phases
+    if let config = root.optional("plugin_config") {
+      for (key, value) in try config.object(allowed: nil).fields.sorted(by: { $0.key < $1.key }) {
+        training.pluginConfig[key] = try config.child(key, value).jsonText()
+      }
+    }
     return FederationSpec(fileName: fileName, devices: devices, pretraining: pretraining, splits: splits,
-                          training: training)
+                          training: training, splitsFrom: try root.optional("splits_from")?.string())
   }
 
-  private static let sourceKeys = ["dataset", "label", "label_bits", "task", "features", "drop", "categorical", "pad_to"]
+  private static let sourceKeys = ["dataset", "label", "label_bits", "task", "features", "drop", "categorical", "pad_to",
+                                   "classes"]
   private static let profileKeys = ["name", "memory", "model_rate"]
 
   private static func parseSource(_ object: SpecObject, _ node: SpecNode) throws -> DataSource {
@@ -177,12 +177,23 @@ public struct FederationSpec: Sendable, Equatable {
       DatasetSpec.Task(rawValue: try $0.choice(["binary", "multiclass"]))!
     }
     let padTo = try object.integer("pad_to", atLeast: 1)
-    return DataSource(
+    var classes: [String]?
+    if let node = object.optional("classes") {
+      let names = try node.stringArray()
+      guard names.count >= 2 else { throw node.error("needs at least two classes") }
+      guard Set(names).count == names.count else { throw node.error("names a class twice") }
+      classes = names
+    }
+    let source = DataSource(
       file: try object.required("dataset").string(),
       dataset: DatasetSpec(label: label, task: task, features: try object.optional("features")?.stringArray(),
                            drop: try object.optional("drop")?.stringArray() ?? [],
                            categorical: try object.optional("categorical")?.stringArray() ?? [],
-                           padTo: padTo))
+                           padTo: padTo, classes: classes))
+    if classes != nil, source.dataset.task == .binary {
+      throw node.child("classes", .null).error("only for multi-class tasks (a binary task's classes are 0 and 1)")
+    }
+    return source
   }
 
   private static func parseProfile(_ object: SpecObject) throws -> Profile {
@@ -262,34 +273,20 @@ public struct FederationSpec: Sendable, Equatable {
     return (splits, stated ? [splits.phase1, splits.phase2, splits.phase3] : nil)
   }
 
+  /// `seed` is the data's (partitions, splits); `mu` and `similarity_floor` are plugin config
+  /// (kept as aliases of `plugin_config`); every other entry goes to the run settings.
   private static func parseTraining(_ node: SpecNode) throws -> TrainingOverrides {
-    let object = try node.object(allowed: [
-      "optimizer", "learning_rate", "batch_size", "local_epochs", "serial_rounds", "serial_epochs",
-      "parallel_rounds", "personalization_epochs", "personalization_learning_rate", "freeze_fraction",
-      "similarity_floor", "mu", "pretrain_epochs", "threshold", "seed",
-    ])
-    let positive = { (key: String) in try object.number(key, "a positive number") { $0 > 0 && $0.isFinite } }
-    let unit = { (key: String) in try object.number(key, "between 0 and 1") { $0 >= 0 && $0 <= 1 } }
+    let object = try node.object(allowed: nil)
     var training = TrainingOverrides()
-    training.optimizer = try object.optional("optimizer").map {
-      TrainingOverrides.OptimizerChoice(rawValue: try $0.choice(TrainingOverrides.OptimizerChoice.allCases.map(\.rawValue)))!
+    for key in object.fields.keys.sorted() {
+      let child = object.optional(key)!
+      switch key {
+      case "seed": training.seed = try object.integer("seed", atLeast: 0).map(UInt64.init)
+      case "mu", "similarity_floor": training.pluginConfig[key] = try child.jsonText()
+      default: training.entries.append(child)
+      }
     }
-    training.learningRate = try positive("learning_rate")
-    training.batchSize = try object.integer("batch_size", atLeast: 1)
-    training.localEpochs = try object.integer("local_epochs", atLeast: 0)
-    training.serialRounds = try object.integer("serial_rounds", atLeast: 0)
-    training.serialEpochs = try object.integer("serial_epochs", atLeast: 0)
-    training.parallelRounds = try object.integer("parallel_rounds", atLeast: 0)
-    training.personalizationEpochs = try object.integer("personalization_epochs", atLeast: 0)
-    training.personalizationLearningRate = try positive("personalization_learning_rate")
-    training.freezeFraction = try unit("freeze_fraction")
-    training.similarityFloor = try unit("similarity_floor")
-    training.mu = try object.number("mu", "zero or more") { $0 >= 0 && $0.isFinite }
-    training.pretrainEpochs = try object.integer("pretrain_epochs", atLeast: 0)
-    training.threshold = try object.optional("threshold").map {
-      TrainingOverrides.ThresholdRule(rawValue: try $0.choice(TrainingOverrides.ThresholdRule.allCases.map(\.rawValue)))!
-    }
-    training.seed = try object.integer("seed", atLeast: 0).map(UInt64.init)
     return training
   }
+
 }

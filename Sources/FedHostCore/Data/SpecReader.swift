@@ -1,7 +1,7 @@
 import Foundation
 
 /// A parsed JSON value. Decoded through `JSONDecoder` so that `true` is never read as 1.
-enum JSONValue: Decodable, Equatable {
+enum JSONValue: Decodable, Equatable, Sendable {
   case null
   case bool(Bool)
   case number(Double)
@@ -39,7 +39,7 @@ enum JSONValue: Decodable, Equatable {
 }
 
 /// One value of a spec file and its key path, with typed accessors whose errors name that path.
-struct SpecNode {
+struct SpecNode: Equatable, Sendable {
   let value: JSONValue
   let path: String
   let file: String
@@ -65,10 +65,14 @@ struct SpecNode {
     SpecNode(value: value, path: path.isEmpty ? key : "\(path).\(key)", file: file)
   }
 
-  /// This value as an object whose keys must all be in `allowed`.
-  func object(allowed: [String]) throws -> SpecObject {
+  /// The last component of the key path (`batch_size` for `training.batch_size`).
+  var key: String { String(path.split(separator: ".").last ?? "") }
+
+  /// This value as an object whose keys must all be in `allowed` (nil: any key).
+  func object(allowed: [String]?) throws -> SpecObject {
     guard case .object(let fields) = value else { throw error("expected an object, found \(value.kind)") }
-    for key in fields.keys.sorted() where !allowed.contains(key) {
+    for key in fields.keys.sorted() where allowed.map({ !$0.contains(key) }) ?? false {
+      let allowed = allowed!
       var message = "unknown key"
       if let guess = closestName(to: key, in: allowed) { message += " (did you mean \"\(guess)\"?)" }
       throw child(key, .null).error(message)
@@ -100,6 +104,28 @@ struct SpecNode {
   }
 
   func stringArray() throws -> [String] { try array().map { try $0.string() } }
+
+  /// This value written back as compact JSON text (a plugin config entry's value).
+  func jsonText() throws -> String {
+    switch value {
+    case .null: return "null"
+    case .bool(let flag): return flag ? "true" : "false"
+    case .number(let number):
+      guard number.isFinite else { throw error("expected a finite number") }
+      return number == number.rounded() && abs(number) < 0x1p53 ? String(Int(number)) : String(number)
+    case .string(let text):
+      let data = try JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed])
+      return String(decoding: data, as: UTF8.self)
+    case .array(let items):
+      return "[" + (try items.indices.map { try child("[\($0)]", items[$0]).jsonText() }).joined(separator: ",") + "]"
+    case .object(let fields):
+      let parts = try fields.keys.sorted().map { key -> String in
+        let name = try JSONSerialization.data(withJSONObject: key, options: [.fragmentsAllowed])
+        return String(decoding: name, as: UTF8.self) + ":" + (try child(key, fields[key]!).jsonText())
+      }
+      return "{" + parts.joined(separator: ",") + "}"
+    }
+  }
 
   /// A string that must be one of `choices`.
   func choice(_ choices: [String]) throws -> String {

@@ -137,8 +137,9 @@ public enum Splitter {
   }
 }
 
-/// One device's rows under the data protocol, as indices into its dataset. The seven lists are
-/// disjoint and together cover every row.
+/// One device's rows under the data protocols, as indices into its dataset. The Fed-Meta-Align
+/// protocol's seven lists are disjoint and together cover every row; the standard FL protocol
+/// cuts the same train part into `flTrain` and `flValidation` instead.
 public struct DeviceSplit: Sendable, Equatable {
   public var test: [Int]
   public var phase1Support: [Int]
@@ -147,6 +148,22 @@ public struct DeviceSplit: Sendable, Equatable {
   public var phase2Query: [Int]
   public var phase3Train: [Int]
   public var phase3Validation: [Int]
+  /// Standard FL: the train part minus its validation slice, and that slice.
+  public var flTrain: [Int]
+  public var flValidation: [Int]
+
+  public init(test: [Int], phase1Support: [Int], phase1Query: [Int], phase2Support: [Int], phase2Query: [Int],
+              phase3Train: [Int], phase3Validation: [Int], flTrain: [Int], flValidation: [Int]) {
+    self.test = test
+    self.phase1Support = phase1Support
+    self.phase1Query = phase1Query
+    self.phase2Support = phase2Support
+    self.phase2Query = phase2Query
+    self.phase3Train = phase3Train
+    self.phase3Validation = phase3Validation
+    self.flTrain = flTrain
+    self.flValidation = flValidation
+  }
 
   /// Every training row (Phases 1–3): the rows a standardizer may be fitted on.
   public var train: [Int] {
@@ -179,6 +196,11 @@ public struct DeviceSplit: Sendable, Equatable {
     (phase1Support, phase1Query) = (phase1[0], phase1[1])
     (phase2Support, phase2Query) = (phase2[0], phase2[1])
     (phase3Train, phase3Validation) = (phase3[0], phase3[1])
+    // Its own stream, so that the Fed-Meta-Align lists above stay what they always were.
+    var flRandom = SeededGenerator(seed: seed, stream: 2)
+    let fl = Splitter.stratified(rows: train, labels: labels, fractions: [1 - fractions.validation, fractions.validation],
+                                 random: &flRandom)
+    (flTrain, flValidation) = (fl[0], fl[1])
   }
 }
 

@@ -26,15 +26,14 @@ public enum InitializerChoice: Sendable, Equatable {
   case plugin(String)
 }
 
-/// Loads a strategy's plugins with the kinds checked and the pipeline's settings as config.
+/// Loads a strategy's plugins with the kinds checked; `config` gives each plugin its config JSON.
 public enum StrategyLoader {
   public static func load(aggregator: String, initializer: InitializerChoice, clientHook: String?,
-                          searchPath: PluginSearchPath, settings: PipelineSettings,
-                          extraConfig: [String: String] = [:],
+                          searchPath: PluginSearchPath, threads: Int,
+                          config: (PluginDescriptor) -> String,
                           log: @escaping @Sendable (PluginLogLevel, String) -> Void = { _, _ in }) throws -> Strategy {
     func instance(_ library: PluginLibrary) throws -> PluginInstance {
-      try library.makeInstance(configJSON: settings.pluginConfig(for: library.descriptor, extra: extraConfig),
-                              threads: settings.threads, log: log)
+      try library.makeInstance(configJSON: config(library.descriptor), threads: threads, log: log)
     }
     let aggregatorLibrary = try PluginLibrary.open(aggregator, searchPath: searchPath)
     try aggregatorLibrary.require(.aggregator)

@@ -92,3 +92,15 @@ public struct Evaluation: Sendable, Hashable {
   /// Fraction of rows whose predicted class (p > 0.5, or the arg-max) equals the label.
   public var accuracy: Double
 }
+
+/// Which local optimizer a run uses (its hyperparameters besides the learning rate are fixed).
+public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
+  case adam, sgd
+
+  public func optimizer(learningRate: Float) -> Optimizer {
+    switch self {
+    case .adam: .adam(learningRate: learningRate)
+    case .sgd: .sgd(learningRate: learningRate)
+    }
+  }
+}

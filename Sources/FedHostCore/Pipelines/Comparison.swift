@@ -1,26 +1,27 @@
 import Foundation
 
-/// `host compare`: every strategy, plus Local Only, on the same splits and seeds; a strategy
-/// whose plugin fails is reported as failed and the others finish.
+/// `host compare` (and a single run): every strategy plus the protocol's baselines on the same
+/// splits and seeds; a strategy whose plugin fails is reported as failed and the others finish.
 public struct ComparisonPlan: Sendable {
   public var strategies: [StrategyEntry]
-  public var includeLocalOnly: Bool
+  public var includeBaselines: Bool
   public var seeds: [UInt64]
-  public var settings: PipelineSettings
+  public var settings: RunSettings
   public var searchPath: PluginSearchPath
   public var title: String
-  /// Extra plugin config entries (JSON values by key), applied to every plugin that declares the key.
-  public var extraConfig: [String: String]
+  /// Plugin config entries (JSON values by key), delivered to every plugin that declares the key;
+  /// a key that no plugin of the plan declares is an error.
+  public var pluginConfig: [String: String]
 
-  public init(strategies: [StrategyEntry], includeLocalOnly: Bool = true, seeds: [UInt64], settings: PipelineSettings,
-              searchPath: PluginSearchPath, title: String, extraConfig: [String: String] = [:]) {
+  public init(strategies: [StrategyEntry], includeBaselines: Bool = true, seeds: [UInt64], settings: RunSettings,
+              searchPath: PluginSearchPath, title: String, pluginConfig: [String: String] = [:]) {
     self.strategies = strategies
-    self.includeLocalOnly = includeLocalOnly
+    self.includeBaselines = includeBaselines
     self.seeds = seeds
     self.settings = settings
     self.searchPath = searchPath
     self.title = title
-    self.extraConfig = extraConfig
+    self.pluginConfig = pluginConfig
   }
 }
 
@@ -37,120 +38,176 @@ public struct StrategyEntry: Sendable, Equatable {
   }
 }
 
+/// A baseline's scores on one seed.
+struct BaselineResult: Codable, Sendable {
+  var seed: UInt64
+  var baseline: Baseline
+  var scores: [DeviceScore]
+}
+
+/// What one strategy run (one seed) produced, or why it failed: the results model that the
+/// report is built from and the checkpoint keeps.
+struct StrategyRunResult: Codable, Sendable {
+  var seed: UInt64
+  var strategyIndex: Int
+  var name: String
+  var failure: String?
+  var global: [DeviceScore]
+  var personalized: [DeviceScore]?
+  var accuracyCurve: [Double]
+  var lossCurve: [Double]
+}
+
+/// Where a run writes its report, models and checkpoint, and how it treats what is there.
+public struct OutputDirectory: Sendable {
+  public enum Mode: Sendable { case fresh(force: Bool), resume }
+  public var path: String
+  public var mode: Mode
+
+  public init(path: String, mode: Mode) {
+    self.path = path
+    self.mode = mode
+  }
+
+  static let runFiles = ["report.md", "report.csv", "report.json", RunCheckpoint.fileName, "models"]
+
+  /// Refuses a directory holding another run's files (unless forced), a fresh start of a killed
+  /// run of the same command (which should resume), and resuming where there is nothing to resume.
+  func check(fingerprint: String) throws {
+    let manager = FileManager.default
+    switch mode {
+    case .resume:
+      guard manager.fileExists(atPath: path + "/" + RunCheckpoint.fileName) else {
+        throw OutputDirectoryError("--resume \(path): no \(RunCheckpoint.fileName) there, nothing to resume (start the run with --out \(path))")
+      }
+    case .fresh(let force):
+      guard !force else { return }
+      if let saved = RunCheckpoint.peek(in: path), saved.fingerprint == fingerprint, !saved.finished {
+        throw OutputDirectoryError("--out \(path) holds an unfinished run of this command: continue it with --resume \(path), or start over with --force")
+      }
+      if let existing = Self.runFiles.first(where: { manager.fileExists(atPath: path + "/" + $0) }) {
+        throw OutputDirectoryError("--out \(path) already holds a run's results (\(existing)): choose another directory or add --force")
+      }
+    }
+  }
+}
+
+public struct OutputDirectoryError: Error, CustomStringConvertible, InputError {
+  public let description: String
+  init(_ description: String) { self.description = description }
+}
+
 public enum Comparison {
-  /// Runs the plan; `onOutcome(seed, strategyIndex, outcome, federation)` sees every finished
-  /// strategy run (e.g. to save or export its models). With `checkpointDirectory`, the run
-  /// state is written there after every round; with `resume`, the run continues from the
-  /// state found there.
-  public static func run(_ plan: ComparisonPlan, data: FederationData, checkpointDirectory: String? = nil,
-                         resume: Bool = false, progress: @escaping (String) -> Void,
-                         onOutcome: (UInt64, Int, StrategyOutcome, Federation) throws -> Void = { _, _, _, _ in })
+  /// Runs the plan; `onOutcome(seed, strategyIndex, outcome, run)` sees every finished strategy
+  /// run (e.g. to save or export its models). With `output`, the run state is written there after
+  /// every round, and in resume mode the run continues from the state found there.
+  public static func run(_ plan: ComparisonPlan, data: FederationData, output: OutputDirectory? = nil,
+                         progress: @escaping (String) -> Void,
+                         onOutcome: (UInt64, Int, StrategyOutcome, ProtocolRun) throws -> Void = { _, _, _, _ in })
     throws -> ComparisonReport
   {
-    // Configuration mistakes (a missing plugin, a wrong kind, a bad config key) end the run
-    // before any training; only failures while running are isolated per strategy.
-    for entry in plan.strategies {
-      _ = try StrategyLoader.load(aggregator: entry.aggregator, initializer: entry.initializer,
-                                  clientHook: entry.clientHook, searchPath: plan.searchPath, settings: plan.settings,
-                                  extraConfig: plan.extraConfig)
-    }
+    guard let firstSeed = plan.seeds.first else { throw SettingError("a comparison needs at least one seed") }
+    // Configuration mistakes (a missing plugin, a wrong kind, a bad or undeclared config key)
+    // end the run before any training; only failures while running are isolated per strategy.
+    // The strategies loaded here run the first seed.
+    var loaded = try plan.strategies.map { try load($0, plan: plan, seed: firstSeed) }
+    try requireDeclared(plan.pluginConfig, by: loaded)
     var checkpoint = RunCheckpoint(fingerprint: plan.fingerprint)
-    if resume, let checkpointDirectory {
-      if let saved = try RunCheckpoint.load(from: checkpointDirectory, fingerprint: plan.fingerprint) {
+    if let output {
+      try output.check(fingerprint: plan.fingerprint)
+      if case .resume = output.mode, let saved = try RunCheckpoint.load(from: output.path, fingerprint: plan.fingerprint) {
         checkpoint = saved
-      } else {
-        progress("[resume] no checkpoint in \(checkpointDirectory) yet: starting from the beginning")
+        // A strategy that failed is tried again.
+        checkpoint.completed.removeAll { $0.failure != nil }
+        checkpoint.finished = false
       }
     }
     let save: (RunCheckpoint) throws -> Void = { state in
-      if let checkpointDirectory { try state.save(to: checkpointDirectory) }
+      if let output { try state.save(to: output.path) }
     }
-    var localOnly = MethodAccumulator(method: "Local Only", stage: "personalized")
-    var rows = plan.strategies.map { entry in
-      (global: MethodAccumulator(method: entry.aggregator, stage: "global"),
-       personalized: MethodAccumulator(method: entry.aggregator, stage: "personalized"), name: entry.aggregator)
-    }
-    var curves: [RoundCurve] = []
+
+    var results: [StrategyRunResult] = []
+    var baselines: [BaselineResult] = []
     var devices: [DeviceInfo] = []
-
     for seed in plan.seeds {
-      var settings = plan.settings
-      settings.seed = seed
-      let federation = try Federation(data.prepare(seed: seed, phaseFractions: settings.phaseFractions), settings: settings)
-      devices = federation.devices.indices.map {
-        DeviceInfo(name: federation.devices[$0].name, widthRate: federation.subModels[$0]?.rate ?? 1,
-                   parameterCount: federation.architecture(ofDevice: $0).parameterCount)
+      let run = try plan.settings.prepare(data, seed: seed)
+      let engine = run.engine
+      devices = (0..<engine.clients.count).map {
+        DeviceInfo(name: engine.clients.profiles[$0].name, widthRate: engine.subModel(ofClient: $0)?.rate ?? 1,
+                   parameterCount: engine.architecture(ofClient: $0).parameterCount)
       }
-      progress("[seed \(seed)] \(federation.devices.count) devices, model \(federation.architecture)")
-      let start = try FedMetaAlignPipeline.startingModel(federation, progress: progress)
-      if plan.includeLocalOnly {
-        let scores: [DeviceScore]
-        if let saved = checkpoint.localOnly.first(where: { $0.seed == seed }) {
-          scores = saved.scores
-        } else {
-          scores = try federation.localOnly()
-          checkpoint.localOnly.append(.init(seed: seed, scores: scores))
-          try save(checkpoint)
+      progress("[seed \(seed)] \(devices.count) devices, model \(engine.architecture), protocol \(plan.settings.protocolKind.rawValue)")
+      let start = try run.startingModel(progress: progress)
+      if plan.includeBaselines {
+        for baseline in run.baselines {
+          let scores: [DeviceScore]
+          if let saved = checkpoint.baselines.first(where: { $0.seed == seed && $0.baseline == baseline }) {
+            scores = saved.scores
+          } else {
+            scores = try run.scores(of: baseline)
+            checkpoint.baselines.append(BaselineResult(seed: seed, baseline: baseline, scores: scores))
+            try save(checkpoint)
+          }
+          baselines.append(BaselineResult(seed: seed, baseline: baseline, scores: scores))
+          progress("[seed \(seed)] \(baseline.rawValue): accuracy " + formatList(scores.map(\.accuracy)))
         }
-        localOnly.add(scores)
-        progress("[seed \(seed)] Local Only: accuracy " + formatList(scores.map(\.accuracy)))
       }
-
-      for (index, entry) in plan.strategies.enumerated() {
-        var done: RunCheckpoint.CompletedStrategy
+      for index in plan.strategies.indices {
         if let saved = checkpoint.completed.first(where: { $0.seed == seed && $0.strategyIndex == index }) {
-          done = saved
-        } else {
-          done = try runStrategy(entry, index: index, seed: seed, federation: federation, start: start, plan: plan,
-                                 checkpoint: &checkpoint, save: save, progress: progress, onOutcome: onOutcome)
+          results.append(saved)
+          continue
         }
-        rows[index].name = done.name
-        if let failure = done.failure {
-          rows[index].global.failure = rows[index].global.failure ?? failure
-          rows[index].personalized.failure = rows[index].personalized.failure ?? failure
-        } else {
-          rows[index].global.add(done.global)
-          rows[index].personalized.add(done.personalized)
-          curves.append(RoundCurve(method: done.name, seed: seed, accuracy: done.accuracyCurve, loss: done.lossCurve))
-        }
+        let strategy: Result<Strategy, Error> = seed == firstSeed
+          ? .success(loaded[index]) : Result { try load(plan.strategies[index], plan: plan, seed: seed) }
+        let result = try runStrategy(index, strategy, seed: seed, run: run, start: start, plan: plan,
+                                     checkpoint: &checkpoint, save: save, progress: progress, onOutcome: onOutcome)
+        results.append(result)
       }
+      if seed == firstSeed { loaded = [] }
     }
-    var methods = plan.includeLocalOnly ? [localOnly.result] : []
-    for row in rows {
-      var global = row.global.result
-      var personalized = row.personalized.result
-      global.method = row.name
-      personalized.method = row.name
-      methods += [global, personalized]
+    checkpoint.finished = true
+    try save(checkpoint)
+    return report(plan, devices: devices, baselines: baselines, results: results)
+  }
+
+  private static func load(_ entry: StrategyEntry, plan: ComparisonPlan, seed: UInt64) throws -> Strategy {
+    try StrategyLoader.load(
+      aggregator: entry.aggregator, initializer: plan.settings.initializer(for: entry.initializer),
+      clientHook: entry.clientHook, searchPath: plan.searchPath, threads: plan.settings.threads,
+      config: { plan.settings.pluginConfig(for: $0, seed: seed, extra: plan.pluginConfig) })
+  }
+
+  private static func requireDeclared(_ config: [String: String], by strategies: [Strategy]) throws {
+    let declared = Set(strategies.flatMap(\.distinctInstances).flatMap { $0.library.descriptor.configKeys.map(\.key) })
+    for key in config.keys.sorted() where !declared.contains(key) {
+      throw SettingError("--plugin-config \(key): no plugin of this run declares it (they declare: "
+                           + declared.sorted().joined(separator: ", ") + ")")
     }
-    return ComparisonReport(title: plan.title, seeds: plan.seeds, devices: devices, methods: methods, curves: curves,
-                            notes: plan.settings.describe())
   }
 
   /// One strategy on one seed, resumed from the checkpoint when it was in progress there; the
   /// result (or the failure) is recorded in the checkpoint.
-  private static func runStrategy(_ entry: StrategyEntry, index: Int, seed: UInt64, federation: Federation,
+  private static func runStrategy(_ index: Int, _ loading: Result<Strategy, Error>, seed: UInt64, run: ProtocolRun,
                                   start: ParameterVector, plan: ComparisonPlan, checkpoint: inout RunCheckpoint,
                                   save: @escaping (RunCheckpoint) throws -> Void, progress: @escaping (String) -> Void,
-                                  onOutcome: (UInt64, Int, StrategyOutcome, Federation) throws -> Void)
-    throws -> RunCheckpoint.CompletedStrategy
+                                  onOutcome: (UInt64, Int, StrategyOutcome, ProtocolRun) throws -> Void)
+    throws -> StrategyRunResult
   {
+    let entry = plan.strategies[index]
     let resumePoint = checkpoint.current.flatMap { $0.seed == seed && $0.strategyIndex == index ? $0.point : nil }
-    var result = RunCheckpoint.CompletedStrategy(seed: seed, strategyIndex: index, name: entry.aggregator, failure: nil,
-                                                 global: [], personalized: [], accuracyCurve: [], lossCurve: [])
+    var result = StrategyRunResult(seed: seed, strategyIndex: index, name: entry.aggregator, failure: nil,
+                                   global: [], personalized: nil, accuracyCurve: [], lossCurve: [])
     do {
-      let strategy = try StrategyLoader.load(aggregator: entry.aggregator, initializer: entry.initializer,
-                                             clientHook: entry.clientHook, searchPath: plan.searchPath,
-                                             settings: federation.settings, extraConfig: plan.extraConfig)
+      let strategy = try loading.get()
       result.name = strategy.name
       var progressState = checkpoint
-      let outcome = try FedMetaAlignPipeline.run(
-        federation, strategy: strategy, startingModel: start, resume: resumePoint,
+      let outcome = try run.run(
+        strategy, startingModel: start, resume: resumePoint,
         checkpoint: { point in
           progressState.current = .init(seed: seed, strategyIndex: index, point: point)
           try save(progressState)
         }, progress: progress)
-      try onOutcome(seed, index, outcome, federation)
+      try onOutcome(seed, index, outcome, run)
       result.global = outcome.global
       result.personalized = outcome.personalized
       result.accuracyCurve = outcome.rounds.map { mean($0.testAccuracy) }
@@ -168,6 +225,48 @@ public enum Comparison {
     try save(checkpoint)
     return result
   }
+
+  /// The report: baselines first, then each strategy's global and (if any) personalized rows.
+  private static func report(_ plan: ComparisonPlan, devices: [DeviceInfo], baselines: [BaselineResult],
+                             results: [StrategyRunResult]) -> ComparisonReport {
+    var methods: [MethodResult] = []
+    var kinds: [Baseline] = []
+    for result in baselines where !kinds.contains(result.baseline) { kinds.append(result.baseline) }
+    for kind in kinds {
+      var row = MethodAccumulator(method: kind.rawValue, stage: kind.stage)
+      for seed in plan.seeds { baselines.filter { $0.seed == seed && $0.baseline == kind }.forEach { row.add($0.scores) } }
+      methods.append(row.result)
+    }
+    var curves: [RoundCurve] = []
+    let hasPersonalized = results.contains { $0.personalized != nil }
+    for index in plan.strategies.indices {
+      let runs = plan.seeds.compactMap { seed in results.first { $0.seed == seed && $0.strategyIndex == index } }
+      let name = runs.first(where: { $0.failure == nil })?.name ?? runs.first?.name ?? plan.strategies[index].aggregator
+      var global = MethodAccumulator(method: name, stage: "global")
+      var personalized = MethodAccumulator(method: name, stage: "personalized")
+      for run in runs {
+        if let failure = run.failure {
+          global.failure = global.failure ?? failure
+          personalized.failure = personalized.failure ?? failure
+          continue
+        }
+        global.add(run.global)
+        if let scores = run.personalized { personalized.add(scores) }
+        curves.append(RoundCurve(method: name, seed: run.seed, accuracy: run.accuracyCurve, loss: run.lossCurve))
+      }
+      methods.append(global.result)
+      if hasPersonalized { methods.append(personalized.result) }
+    }
+    return ComparisonReport(title: plan.title, seeds: plan.seeds, devices: devices, methods: methods, curves: curves,
+                            notes: plan.settings.describe())
+  }
+}
+
+extension RunSettings {
+  /// The initializer a strategy gets under this protocol (only Fed-Meta-Align has a Phase 1).
+  func initializer(for choice: InitializerChoice) -> InitializerChoice {
+    protocolKind == .fedMetaAlign ? choice : .none
+  }
 }
 
 extension ComparisonPlan {
@@ -177,8 +276,8 @@ extension ComparisonPlan {
     var settings = self.settings
     settings.threads = 1
     return [title, String(describing: strategies), seeds.map(String.init).joined(separator: ","),
-            String(describing: settings), String(includeLocalOnly),
-            extraConfig.keys.sorted().map { "\($0)=\(extraConfig[$0]!)" }.joined(separator: ",")]
+            String(describing: settings), String(includeBaselines),
+            pluginConfig.keys.sorted().map { "\($0)=\(pluginConfig[$0]!)" }.joined(separator: ",")]
       .joined(separator: "|")
   }
 }
@@ -214,19 +313,3 @@ struct MethodAccumulator {
 }
 
 func mean(_ values: [Double]) -> Double { values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count) }
-
-extension PipelineSettings {
-  /// Human-readable lines stating the settings a result was produced with.
-  public func describe() -> [String] {
-    [
-      "preset \(preset.rawValue): phases " + phaseFractions.map { String(Int(($0 * 100).rounded())) }.joined(separator: "/")
-        + " % of each device's train part; \(useSGD ? "SGD" : "Adam") lr \(learningRate), batch \(batchSize); "
-        + "Phase 0 \(pretrainEpochs) epoch(s); Phase 1 \(serialRounds) serial rounds × \(serialEpochs) epoch(s); "
-        + "Phase 2 \(parallelRounds) rounds × \(localEpochs) local epoch(s); Phase 3 \(personalizationEpochs) epochs "
-        + "at lr \(personalizationLearningRate), first \(Int(freezeFraction * 100)) % of layers frozen; "
-        + "Local Only \(localOnlyEpochs) epochs",
-      "threshold: \(threshold == .f1 ? "F1-optimal on each device's Phase 3 validation slice" : "0.5 / arg-max"); "
-        + "similarity floor c = \(similarityFloor); FedProx μ = \(mu)",
-    ]
-  }
-}

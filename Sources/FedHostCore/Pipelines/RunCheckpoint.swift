@@ -10,31 +10,16 @@ import Foundation
 /// are enough. One JSON file holds all of it, so a reader sees either the old or the new state.
 public struct RunCheckpoint: Codable, Sendable {
   public static let fileName = "checkpoint.json"
-  static let formatVersion = 1
+  static let formatVersion = 2
 
   var version = RunCheckpoint.formatVersion
   /// Identifies the run (plan, settings, data source): resuming a different run is refused.
   var fingerprint: String
-  var localOnly: [SeedScores] = []
-  var completed: [CompletedStrategy] = []
+  var baselines: [BaselineResult] = []
+  var completed: [StrategyRunResult] = []
   var current: StrategyProgress?
-
-  struct SeedScores: Codable, Sendable {
-    var seed: UInt64
-    var scores: [DeviceScore]
-  }
-
-  /// A strategy run (one seed) that finished, or failed.
-  struct CompletedStrategy: Codable, Sendable {
-    var seed: UInt64
-    var strategyIndex: Int
-    var name: String
-    var failure: String?
-    var global: [DeviceScore]
-    var personalized: [DeviceScore]
-    var accuracyCurve: [Double]
-    var lossCurve: [Double]
-  }
+  /// Set when every seed and strategy is done (a rerun into the directory is then another run).
+  var finished = false
 
   /// The strategy run in progress.
   struct StrategyProgress: Codable, Sendable {
@@ -61,6 +46,14 @@ public struct RunCheckpoint: Codable, Sendable {
       throw CheckpointError("\(path): the checkpoint belongs to a different run; resume with the same command and options")
     }
     return checkpoint
+  }
+
+  /// The fingerprint of the run a checkpoint in `directory` belongs to, and whether it
+  /// finished; nil when there is no readable checkpoint.
+  static func peek(in directory: String) -> (fingerprint: String, finished: Bool)? {
+    guard let data = FileManager.default.contents(atPath: directory + "/" + fileName),
+          let checkpoint = try? JSONDecoder().decode(RunCheckpoint.self, from: data) else { return nil }
+    return (checkpoint.fingerprint, checkpoint.finished)
   }
 
   func save(to directory: String) throws {
@@ -100,7 +93,7 @@ public struct ResumePoint: Codable, Sendable {
   }
 }
 
-public struct CheckpointError: Error, CustomStringConvertible {
+public struct CheckpointError: Error, CustomStringConvertible, InputError {
   public let description: String
   init(_ description: String) { self.description = description }
 }

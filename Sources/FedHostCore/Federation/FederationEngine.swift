@@ -1,0 +1,258 @@
+import PluginAPI
+import Foundation
+
+/// The protocol-neutral federation engine: it trains a chosen set of clients for one round
+/// (running a strategy's client hook), hands their updates to the strategy's aggregator, and
+/// evaluates and fine-tunes models on clients. It knows nothing of phases: protocols
+/// (Pipelines/) decide which clients, which data and how many rounds. Every method is
+/// deterministic from `settings.seed`, whatever the thread count.
+public final class FederationEngine: @unchecked Sendable {
+  public let clients: ClientSource
+  public let architecture: MLPArchitecture
+  public let settings: EngineSettings
+  /// Per client: nil when it trains the full model.
+  private let subModels: [SubModel?]
+  /// Per distinct sub-model rate: the global elements it covers.
+  private let coverages: [Double: CoverageMask]
+  let pool: WorkerPool
+
+  public init(clients: ClientSource, inputWidth: Int, classCount: Int, settings: EngineSettings) throws {
+    guard clients.count > 0 else { throw FederationError.incompatibleData("the federation has no clients") }
+    let outputWidth = classCount <= 2 ? 1 : classCount
+    let global = try MLPArchitecture(widths: [inputWidth] + settings.hiddenWidths + [outputWidth])
+    architecture = global
+    // A client trains the widest sub-model whose int8 deployment fits its memory budget,
+    // capped by its stated model rate. Clients share sub-models (and masks) by rate.
+    var fittedRates: [MemoryBudget: Double?] = [:]
+    var byRate: [Double: SubModel] = [:]
+    subModels = try clients.profiles.map { profile in
+      var rate = profile.modelRate
+      if let budget = profile.memory {
+        if fittedRates[budget] == nil { fittedRates[budget] = try DeviceFootprint.largestRate(for: global, budget: budget)?.rate }
+        guard let fit = fittedRates[budget]! else {
+          throw FederationError.incompatibleData(
+            "client \(profile.name): even a 1 % wide int8 model exceeds its memory budget "
+              + "(\(budget.flashBytes) B flash, \(budget.ramBytes) B RAM)")
+        }
+        rate = min(rate, fit)
+      }
+      guard rate < 1 else { return nil }
+      if byRate[rate] == nil { byRate[rate] = try SubModel(global: global, rate: rate) }
+      return byRate[rate]
+    }
+    coverages = try byRate.mapValues { subModel in
+      CoverageMask(try subModel.scatter(delta: ParameterVector(count: subModel.architecture.parameterCount)).coverage)
+    }
+    self.clients = clients
+    self.settings = settings
+    pool = WorkerPool(threadCount: settings.threads)
+  }
+
+  public var isBinary: Bool { architecture.outputWidth == 1 }
+
+  /// The sub-model client `index` trains (nil: the full model).
+  public func subModel(ofClient index: Int) -> SubModel? { subModels[index] }
+
+  /// The architecture client `index` trains.
+  public func architecture(ofClient index: Int) -> MLPArchitecture {
+    subModels[index]?.architecture ?? architecture
+  }
+
+  /// Client `index`'s view of a global model: the model itself or its sub-model slice.
+  public func localModel(_ global: ParameterVector, client index: Int) throws -> ParameterVector {
+    try subModels[index]?.extract(from: global) ?? global.copy()
+  }
+
+  /// The seeded initial global model.
+  public func initialModel() -> ParameterVector {
+    architecture.initialParameters(seed: deriveSeed(settings.seed, .initialization))
+  }
+
+  public func trainingOptions(epochs: Int, learningRate: Float, seed: UInt64, frozenLayers: Int = 0) -> TrainingOptions {
+    TrainingOptions(optimizer: settings.optimizer.optimizer(learningRate: learningRate), epochs: epochs,
+                    batchSize: settings.batchSize, shuffle: true, seed: seed, frozenLayerCount: frozenLayers)
+  }
+
+  /// Runs `job` for each of `indices` on the worker threads; results in the order of `indices`.
+  public func map<Result: Sendable>(_ indices: [Int], _ job: @escaping @Sendable (Int) throws -> Result) throws -> [Result] {
+    try pool.map(count: indices.count, makeState: { _ in () }, job: { _, position in try job(indices[position]) })
+  }
+
+  // MARK: - rounds
+
+  /// One FL round: every client in `participants` trains the global model (its slice) on its
+  /// round data, reports its delta, sample count and query loss, and the aggregator combines
+  /// them. Returns the new global model and the effective weight of each participant.
+  public func runRound(_ round: Int, global: ParameterVector, strategy: Strategy, participants: [Int]) throws
+    -> (model: ParameterVector, weights: [Double])
+  {
+    let updates = try pool.map(
+      count: participants.count,
+      makeState: { [architecture] _ in TrainerCache(global: architecture) },
+      job: { [self] trainers, position in
+        let index = participants[position]
+        return try trainClient(index, round: round, global: global, hook: strategy.clientHook,
+                               trainer: trainers.trainer(for: architecture(ofClient: index)))
+      })
+    let next = ParameterVector(count: global.count)
+    let weights = try strategy.aggregator.aggregate(round: round, global: global, updates: updates, into: next)
+    if let bad = (0..<next.count).first(where: { !next[$0].isFinite }) {
+      throw FederationError.strategy("\(strategy.aggregator.id): aggregate produced a non-finite element \(bad) in round \(round)")
+    }
+    return (next, weights)
+  }
+
+  private func coverage(ofClient index: Int) -> CoverageMask? {
+    subModels[index].map { coverages[$0.rate]! }
+  }
+
+  private func trainClient(_ index: Int, round: Int, global: ParameterVector, hook: PluginInstance?,
+                           trainer: MLPTrainer) throws -> ClientUpdate {
+    let data = try clients.data(index)
+    var metrics: [String: Double] = [:]
+    // The client's trained model, in its own (sub-)model's shape.
+    let trained: ParameterVector
+    let start = try localModel(global, client: index)
+    if let hook, hook.supportsTrainLocal {
+      trained = try trainWithPlugin(hook, client: index, data: data, global: global, trainer: trainer, metrics: &metrics)
+    } else {
+      trained = start.copy()
+      let gradientHook: GradientHook? = hook.flatMap { hook in
+        guard hook.supportsAdjustGradient else { return nil }
+        return { weights, gradient in
+          try hook.adjustGradient(clientID: UInt32(index), local: weights.baseAddress!, global: start.pointer,
+                                  gradient: gradient.baseAddress!, count: gradient.count)
+        }
+      }
+      let options = trainingOptions(epochs: settings.epochsPerRound(sampleCount: data.train.count),
+                                    learningRate: settings.learningRate,
+                                    seed: deriveSeed(settings.seed, .parallel, UInt64(round), UInt64(index)))
+      let summary = try trainer.train(trained, on: data.train, options: options, gradientHook: gradientHook)
+      metrics[FHP_METRIC_TRAIN_LOSS] = summary.epochLosses.last
+    }
+    let query = try trainer.evaluate(trained, on: data.query.count > 0 ? data.query : data.train)
+    metrics[FHP_METRIC_QUERY_LOSS] = query.meanLoss
+    metrics[FHP_METRIC_QUERY_ACCURACY] = query.accuracy
+
+    let localDelta = ParameterVector(count: start.count)
+    for element in 0..<start.count { localDelta[element] = trained[element] - start[element] }
+    let delta = try subModels[index]?.scatter(delta: localDelta).delta ?? localDelta
+    return ClientUpdate(clientID: UInt32(index), delta: delta, sampleCount: UInt64(data.train.count),
+                        coverage: coverage(ofClient: index), metrics: metrics)
+  }
+
+  /// Runs a plugin's own local procedure (`train_local`) with the host as gradient oracle. The
+  /// plugin always sees global-sized vectors; a sub-model client's gradients are scattered into
+  /// them, and what the plugin does to elements outside its coverage is dropped.
+  private func trainWithPlugin(_ hook: PluginInstance, client index: Int, data: ClientData, global: ParameterVector,
+                               trainer: MLPTrainer, metrics: inout [String: Double]) throws -> ParameterVector {
+    let subModel = subModels[index]
+    let weights = global.copy()
+    let reported = MetricCollector()
+    let services = ClientServices(
+      clientID: UInt32(index), supportCount: data.train.count, queryCount: data.query.count,
+      coverage: coverage(ofClient: index),
+      gradient: { split, rows, pointer, gradient in
+        let samples = split == .support ? data.train : data.query
+        let rowList = rows.map { $0.map { Int($0) } }
+        guard let subModel else {
+          return try trainer.lossAndGradient(weights: UnsafeBufferPointer(start: pointer, count: global.count),
+                                             samples: samples, rows: rowList,
+                                             gradient: UnsafeMutableBufferPointer(start: gradient, count: global.count))
+        }
+        let full = ParameterVector(count: global.count)
+        full.pointer.update(from: pointer, count: global.count)
+        let local = try subModel.extract(from: full)
+        let localGradient = ParameterVector(count: local.count)
+        let loss = try trainer.lossAndGradient(at: local, samples: samples, rows: rowList, into: localGradient)
+        let scattered = try subModel.scatter(delta: localGradient).delta
+        gradient.update(from: scattered.pointer, count: global.count)
+        return loss
+      },
+      reportMetric: { key, value in reported.values[key] = value })
+    try hook.trainLocal(weights: weights.buffer, services: services)
+    metrics.merge(reported.values) { _, new in new }
+    return try subModel?.extract(from: weights) ?? weights
+  }
+
+  // MARK: - evaluation and fine-tuning
+
+  /// Test loss and accuracy (threshold 0.5 / arg-max) of the global model on each of `indices`.
+  public func evaluateOnTests(_ global: ParameterVector, clients indices: [Int]) throws -> [Evaluation] {
+    try map(indices) { [self] index in
+      let local = try localModel(global, client: index)
+      return try MLPTrainer(architecture: architecture(ofClient: index)).evaluate(local, on: clients.data(index).test)
+    }
+  }
+
+  /// Accuracy and F1 of `model` (of `architecture`) on `test`; for a binary task at the
+  /// threshold `rule` asks for (F1-optimal on `validation` when it has rows, or 0.5).
+  public func score(_ model: ParameterVector, architecture: MLPArchitecture, test: Samples, validation: Samples,
+                    rule: ThresholdRule) throws -> DeviceScore {
+    let trainer = MLPTrainer(architecture: architecture)
+    let probabilities = try trainer.probabilities(model, for: test)
+    guard architecture.outputWidth == 1 else {
+      let metrics = ClassificationMetrics.multiclass(probabilities: probabilities, classCount: architecture.outputWidth,
+                                                     labels: test.labels)
+      return DeviceScore(accuracy: metrics.accuracy, f1: metrics.f1, threshold: nil)
+    }
+    var threshold = 0.5
+    if rule == .f1, validation.count > 0 {
+      let scores = try trainer.probabilities(model, for: validation)
+      threshold = ClassificationMetrics.f1OptimalThreshold(probabilities: scores, labels: validation.labels)
+    }
+    let metrics = ClassificationMetrics.binary(probabilities: probabilities, labels: test.labels, threshold: threshold)
+    return DeviceScore(accuracy: metrics.accuracy, f1: metrics.f1, threshold: threshold)
+  }
+
+  /// Trains `model` on `data`. With `patience`, `validation` stops training (keeping the epoch of
+  /// lowest validation loss); without it, `validation` is training data too unless
+  /// `holdOutValidation` (it then serves only a threshold choice).
+  public func fit(_ model: ParameterVector, architecture: MLPArchitecture, data: Samples, validation: Samples,
+                  options: TrainingOptions, patience: Int?, holdOutValidation: Bool) throws {
+    let trainer = MLPTrainer(architecture: architecture)
+    guard let patience, validation.count > 0 else {
+      let all = holdOutValidation ? data : Samples.concatenating([data, validation])
+      _ = try trainer.train(model, on: all, options: options)
+      return
+    }
+    let evaluator = MLPTrainer(architecture: architecture)
+    let best = model.copy()
+    var bestLoss = try evaluator.evaluate(model, on: validation).meanLoss
+    var epochsSinceBest = 0
+    _ = try trainer.train(model, on: data, options: options, afterEpoch: { _, parameters in
+      let loss = try evaluator.evaluate(parameters, on: validation).meanLoss
+      if loss < bestLoss {
+        bestLoss = loss
+        best.assign(from: parameters)
+        epochsSinceBest = 0
+      } else {
+        epochsSinceBest += 1
+      }
+      return epochsSinceBest < patience
+    })
+    model.assign(from: best)
+  }
+}
+
+/// Accuracy and F1 on a device's test split, and the threshold used (binary tasks).
+public struct DeviceScore: Sendable, Codable, Equatable {
+  public var accuracy: Double
+  public var f1: Double
+  public var threshold: Double?
+}
+
+/// One trainer per architecture per worker (sub-models differ in shape).
+struct TrainerCache {
+  private var trainers: [MLPArchitecture: MLPTrainer] = [:]
+  init(global: MLPArchitecture) { trainers[global] = MLPTrainer(architecture: global) }
+  mutating func trainer(for architecture: MLPArchitecture) -> MLPTrainer {
+    if let trainer = trainers[architecture] { return trainer }
+    let trainer = MLPTrainer(architecture: architecture)
+    trainers[architecture] = trainer
+    return trainer
+  }
+}
+
+/// Metrics a client-side plugin reports during `train_local` (single thread per client).
+private final class MetricCollector { var values: [String: Double] = [:] }

@@ -1,0 +1,159 @@
+import Foundation
+
+/// What one strategy achieved on one federation and seed.
+public struct StrategyOutcome: @unchecked Sendable {
+  public var name: String
+  /// The final global model scored directly on each device's test split.
+  public var global: [DeviceScore]
+  /// After fine-tuning on each device (nil when the protocol's personalization is off).
+  public var personalized: [DeviceScore]?
+  /// Test accuracy of the global model per device after Phase 1 (nil without an initializer).
+  public var afterInitialization: [Double]?
+  public var rounds: [RoundRecord]
+  public var globalModel: ParameterVector
+  public var globalArchitecture: MLPArchitecture
+  /// Per device (empty without personalization).
+  public var personalizedModels: [ParameterVector]
+  /// Per device: its name and the architecture of its (sub-)model.
+  public var devices: [(name: String, architecture: MLPArchitecture)]
+}
+
+/// One round: the global model's test metrics per device and the aggregation weights.
+public struct RoundRecord: Sendable, Codable {
+  public var round: Int
+  public var testAccuracy: [Double]
+  public var testLoss: [Double]
+  public var weights: [Double]
+  public var seconds: Double
+}
+
+/// A protocol prepared on one seed's splits: its baselines and any strategy, on the same data.
+public protocol ProtocolRun: AnyObject {
+  var engine: FederationEngine { get }
+  /// Whether a strategy's initializer plugin runs (Fed-Meta-Align's Phase 1).
+  var runsInitializers: Bool { get }
+  /// The baselines this protocol reports, in report order.
+  var baselines: [Baseline] { get }
+  func scores(of baseline: Baseline) throws -> [DeviceScore]
+  /// The model every strategy starts from (computed once per seed).
+  func startingModel(progress: (String) -> Void) throws -> ParameterVector
+  /// Runs a strategy from `startingModel`, or from `resume`; `checkpoint` receives the state
+  /// before the first round and after every round.
+  func run(_ strategy: Strategy, startingModel: ParameterVector, resume: ResumePoint?,
+           checkpoint: ((ResumePoint) throws -> Void)?, progress: @escaping (String) -> Void) throws -> StrategyOutcome
+}
+
+/// A reference every strategy is compared with.
+public enum Baseline: String, Sendable, Codable {
+  /// Each device trains a model of its own alone.
+  case localOnly = "Local Only"
+  /// One full model trained on every device's training rows pooled: the upper bound.
+  case centralized = "Centralized"
+
+  /// The report's stage: a device's own model, or one model for all.
+  public var stage: String { self == .localOnly ? "personalized" : "global" }
+}
+
+extension RunSettings {
+  /// The protocol these settings choose, prepared on `data`'s splits for `seed`.
+  public func prepare(_ data: FederationData, seed: UInt64) throws -> ProtocolRun {
+    switch protocolKind {
+    case .fedMetaAlign: try FedMetaAlignRun(data, settings: self, seed: seed)
+    case .fl: try StandardFLRun(data, settings: self, seed: seed)
+    }
+  }
+}
+
+extension FederationEngine {
+  /// Rounds `first..<count` from `global`: `participants(round)` chooses who trains; after
+  /// every round the global model is evaluated on every client's test part, reported and
+  /// checkpointed. Returns the final global model and every round's record.
+  func runRounds(from global: ParameterVector, strategy: Strategy, records: [RoundRecord], count: Int, label: String,
+                 participants: (Int) -> [Int], checkpoint: (ParameterVector, [RoundRecord]) throws -> Void,
+                 progress: (String) -> Void) throws -> (ParameterVector, [RoundRecord]) {
+    var global = global
+    var records = records
+    let everyone = Array(0..<clients.count)
+    for round in records.count..<count {
+      let clock = ContinuousClock.now
+      let (next, weights) = try runRound(round, global: global, strategy: strategy, participants: participants(round))
+      global = next
+      let evaluations = try evaluateOnTests(global, clients: everyone)
+      let record = RoundRecord(round: round + 1, testAccuracy: evaluations.map(\.accuracy),
+                               testLoss: evaluations.map(\.meanLoss), weights: weights, seconds: clock.secondsSince)
+      records.append(record)
+      progress("[\(label)] \(strategy.name) round \(round + 1)/\(count): test loss " + formatList(record.testLoss)
+                 + ", accuracy " + formatList(record.testAccuracy) + ", weights " + formatList(weights)
+                 + String(format: " (%.2f s)", record.seconds))
+      try checkpoint(global, records)
+    }
+    return (global, records)
+  }
+
+  /// Fine-tunes `global` (each client's slice) on every client with `data(i)` and scores it;
+  /// the first `freezeFraction` of the layers stay fixed.
+  func personalize(_ global: ParameterVector, settings: RunSettings, data: @escaping @Sendable (Int) throws -> (train: Samples, validation: Samples, test: Samples))
+    throws -> [(model: ParameterVector, score: DeviceScore)]
+  {
+    try map(Array(0..<clients.count)) { [self] index in
+      let model = try localModel(global, client: index)
+      let architecture = architecture(ofClient: index)
+      let parts = try data(index)
+      if settings.personalizationEpochs > 0 {
+        let frozen = Int((Double(architecture.layerCount) * settings.freezeFraction).rounded(.down))
+        let options = trainingOptions(epochs: settings.personalizationEpochs,
+                                      learningRate: settings.personalizationLearningRate,
+                                      seed: deriveSeed(self.settings.seed, .personalization, UInt64(index)),
+                                      frozenLayers: frozen)
+        try fit(model, architecture: architecture, data: parts.train, validation: parts.validation, options: options,
+                patience: settings.earlyStoppingPatience, holdOutValidation: settings.threshold == .f1)
+      }
+      return (model, try score(model, architecture: architecture, test: parts.test, validation: parts.validation,
+                               rule: settings.threshold))
+    }
+  }
+
+  /// The Local Only baseline: each client trains a fresh model of its own architecture alone on
+  /// `data(i).train`, and is scored like a personalized model.
+  func localOnly(settings: RunSettings, learningRate: Float,
+                 data: @escaping @Sendable (Int) throws -> (train: Samples, validation: Samples, test: Samples))
+    throws -> [DeviceScore]
+  {
+    try map(Array(0..<clients.count)) { [self] index in
+      let architecture = architecture(ofClient: index)
+      let model = architecture.initialParameters(seed: deriveSeed(self.settings.seed, .localOnly, UInt64(index)))
+      let parts = try data(index)
+      let options = trainingOptions(epochs: settings.localOnlyEpochs, learningRate: learningRate,
+                                    seed: deriveSeed(self.settings.seed, .localOnly, UInt64(index), 1))
+      try fit(model, architecture: architecture, data: parts.train, validation: parts.validation, options: options,
+              patience: settings.earlyStoppingPatience, holdOutValidation: settings.threshold == .f1)
+      return try score(model, architecture: architecture, test: parts.test, validation: parts.validation,
+                       rule: settings.threshold)
+    }
+  }
+
+  /// The global model scored on every client (its slice), thresholds from `validation(i)`.
+  func scoreGlobal(_ global: ParameterVector, rule: ThresholdRule,
+                   data: (Int) throws -> (validation: Samples, test: Samples)) throws -> [DeviceScore] {
+    try (0..<clients.count).map { index in
+      let parts = try data(index)
+      return try score(localModel(global, client: index), architecture: architecture(ofClient: index), test: parts.test,
+                       validation: parts.validation, rule: rule)
+    }
+  }
+
+  var deviceArchitectures: [(name: String, architecture: MLPArchitecture)] {
+    clients.profiles.indices.map { (clients.profiles[$0].name, architecture(ofClient: $0)) }
+  }
+}
+
+func formatList(_ values: [Double]) -> String {
+  "[" + values.map { String(format: "%.4f", $0) }.joined(separator: ", ") + "]"
+}
+
+extension ContinuousClock.Instant {
+  var secondsSince: Double {
+    let elapsed = ContinuousClock.now - self
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+  }
+}
