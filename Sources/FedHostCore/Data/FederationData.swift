@@ -249,19 +249,15 @@ extension FederationSpec {
     let stem = (partition.source.file as NSString).deletingPathExtension
     var parts: [(name: String, rows: [Int])]
     do {
-      switch partition.method {
-      case .iid:
-        parts = try Partitioner.iid(rowCount: dataset.samples.count, clients: partition.clients!, seed: seed)
-          .enumerated().map { ("\(stem)-\($0 + 1)", $1) }
-      case .dirichlet(let alpha):
-        parts = try Partitioner.dirichlet(labels: dataset.samples.labels, clients: partition.clients!,
-                                          alpha: alpha, seed: seed)
-          .enumerated().map { ("\(stem)-\($0 + 1)", $1) }
-      case .column(let column):
+      if case .column(let column) = partition.method {
         parts = Partitioner.byValue(try table.textColumn(column)).map { ("\(column)=\($0.value)", $0.rows) }
         if let clients = partition.clients, clients != parts.count {
           throw PartitionError("column \"\(column)\" has \(parts.count) distinct values, not \(clients) clients")
         }
+      } else {
+        parts = try Partitioner.partition(partition.method, labels: dataset.samples.labels,
+                                          clients: partition.clients!, seed: seed)
+          .enumerated().map { ("\(stem)-\($0 + 1)", $1) }
       }
     } catch let error as PartitionError {
       throw SpecError(file: fileName, path: "partition", error.message)

@@ -72,7 +72,7 @@ public struct FederationSpec: Sendable, Equatable {
   public struct Partition: Sendable, Equatable {
     public var source: DataSource
     public var method: PartitionMethod
-    /// Required for `iid` and `dirichlet`; for `column` it is the number of distinct values.
+    /// Required for every method but `column`, where it must equal the number of distinct values.
     public var clients: Int?
     public var profiles: [Profile]
 
@@ -217,22 +217,29 @@ public struct FederationSpec: Sendable, Equatable {
     return Device(source: try parseSource(object, node), profile: try parseProfile(object))
   }
 
+  /// Partition methods as specs name them (Flower Datasets' partitioners in lower case).
+  static let partitionMethods = ["iid", "dirichlet", "pathological", "shard", "quantity", "linear", "square",
+                                 "exponential", "column"]
+  /// Other accepted names: Flower's class names and NIID-Bench's name for quantity skew.
+  static let partitionMethodAliases = [
+    "IidPartitioner": "iid", "DirichletPartitioner": "dirichlet", "PathologicalPartitioner": "pathological",
+    "ShardPartitioner": "shard", "iid-diff-quantity": "quantity", "LinearPartitioner": "linear",
+    "SquarePartitioner": "square", "ExponentialPartitioner": "exponential", "NaturalIdPartitioner": "column",
+    "natural_id": "column",
+  ]
+  /// Method parameters (named as Flower's) and the methods that take them.
+  private static let partitionParameters: KeyValuePairs<String, [String]> = [
+    "alpha": ["dirichlet", "quantity"], "column": ["column"], "num_classes_per_partition": ["pathological"],
+    "class_assignment_mode": ["pathological"], "num_shards_per_partition": ["shard"],
+  ]
+
   private static func parsePartition(_ node: SpecNode) throws -> Partition {
-    let object = try node.object(allowed: sourceKeys + ["method", "clients", "alpha", "column", "profiles"])
-    let methodName = try object.required("method").choice(["iid", "dirichlet", "column"])
-    for (key, owner) in [("alpha", "dirichlet"), ("column", "column")] where object.has(key) && methodName != owner {
-      throw node.child(key, .null).error("only used with method \"\(owner)\"")
+    let object = try node.object(allowed: sourceKeys + ["method", "clients", "profiles"] + partitionParameters.map(\.key))
+    let methodName = try parsePartitionMethodName(try object.required("method"))
+    for (key, owners) in partitionParameters where object.has(key) && !owners.contains(methodName) {
+      throw node.child(key, .null).error("only used with method " + owners.map { "\"\($0)\"" }.joined(separator: " or "))
     }
-    let method: PartitionMethod
-    switch methodName {
-    case "iid": method = .iid
-    case "dirichlet":
-      guard let alpha = try object.number("alpha", "a positive number", { $0 > 0 && $0.isFinite }) else {
-        throw node.child("alpha", .null).error("missing (method \"dirichlet\" needs it)")
-      }
-      method = .dirichlet(alpha: alpha)
-    default: method = .column(try object.required("column").string())
-    }
+    let method = try parsePartitionMethod(methodName, object, node)
     let clients = try object.integer("clients", atLeast: 1)
     if clients == nil && methodName != "column" { throw node.child("clients", .null).error("missing") }
     let profileNodes = try object.optional("profiles")?.array() ?? []
@@ -247,6 +254,43 @@ public struct FederationSpec: Sendable, Equatable {
       }
     }
     return Partition(source: try parseSource(object, node), method: method, clients: clients, profiles: profiles)
+  }
+
+  /// The canonical name of a partition method or of one of its aliases.
+  private static func parsePartitionMethodName(_ node: SpecNode) throws -> String {
+    let given = try node.string()
+    if partitionMethods.contains(given) { return given }
+    if let name = partitionMethodAliases[given] { return name }
+    throw node.error("\"\(given)\" is not one of " + partitionMethods.map { "\"\($0)\"" }.joined(separator: ", ")
+                     + " (or Flower's class name, e.g. \"DirichletPartitioner\")")
+  }
+
+  private static func parsePartitionMethod(_ name: String, _ object: SpecObject,
+                                           _ node: SpecNode) throws -> PartitionMethod {
+    let required = { (key: String) in node.child(key, .null).error("missing (method \"\(name)\" needs it)") }
+    let alpha = {
+      guard let alpha = try object.number("alpha", "a positive number", { $0 > 0 && $0.isFinite }) else {
+        throw required("alpha")
+      }
+      return alpha
+    }
+    switch name {
+    case "iid": return .iid
+    case "dirichlet": return .dirichlet(alpha: try alpha())
+    case "quantity": return .quantity(alpha: try alpha())
+    case "pathological":
+      guard let classes = try object.integer("num_classes_per_partition", atLeast: 1) else {
+        throw required("num_classes_per_partition")
+      }
+      let modes = PartitionMethod.ClassAssignment.allCases
+      let mode = try object.optional("class_assignment_mode").map {
+        PartitionMethod.ClassAssignment(rawValue: try $0.choice(modes.map(\.rawValue)))!
+      }
+      return .pathological(classesPerClient: classes, assignment: mode ?? .firstDeterministic)
+    case "shard": return .shard(shardsPerClient: try object.integer("num_shards_per_partition", atLeast: 1) ?? 2)
+    case "column": return .column(try object.required("column").string())
+    default: return .sizes(PartitionMethod.SizeRule(rawValue: name)!)
+    }
   }
 
   /// The split fractions, and the phase shares when the spec states them (they override the

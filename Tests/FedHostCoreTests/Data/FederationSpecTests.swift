@@ -98,7 +98,7 @@ struct DataFederationSpecTests {
     (#"{"partition": {"dataset": "a.csv", "label": "y", "method": "dirichlet", "clients": 3}}"#,
      #"spec.json: partition.alpha: missing (method "dirichlet" needs it)"#),
     (#"{"partition": {"dataset": "a.csv", "label": "y", "method": "iid", "clients": 3, "alpha": 1}}"#,
-     #"spec.json: partition.alpha: only used with method "dirichlet""#),
+     #"spec.json: partition.alpha: only used with method "dirichlet" or "quantity""#),
     (#"{"partition": {"dataset": "a.csv", "label": "y", "method": "iid"}}"#, "spec.json: partition.clients: missing"),
     (#"{"partition": {"dataset": "a.csv", "label": "y", "method": "iid", "clients": 2, "profiles": [{}]}}"#,
      "spec.json: partition.profiles: has 1 entries for 2 clients"),
