@@ -237,8 +237,9 @@ extension FederationSpec {
     }
     var data = FederationData(devices: devices, pretraining: pretraining, splits: splits, training: training)
     if let splitsFrom {
-      data.fixedSplits = try SplitDump.readSplits(from: dataDirectory.appendingPathComponent(splitsFrom), for: data,
-                                                  spec: fileName)
+      let directory = splitsFrom.hasPrefix("/") ? URL(fileURLWithPath: splitsFrom)
+        : dataDirectory.appendingPathComponent(splitsFrom)
+      data.fixedSplits = try SplitDump.readSplits(from: directory, for: data, spec: fileName)
     }
     return data
   }
