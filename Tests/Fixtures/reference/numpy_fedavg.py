@@ -79,7 +79,7 @@ class MLP:
         logits = values[-1]
         count = len(labels)
         if self.binary:
-            delta = (1 / (1 + np.exp(-logits[:, 0])) - labels)[:, None]
+            delta = (np.exp(-np.logaddexp(0, -logits[:, 0])) - labels)[:, None]  # sigmoid, no overflow
         else:
             shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
             delta = shifted / shifted.sum(axis=1, keepdims=True)
