@@ -219,8 +219,8 @@ public struct FederationSpec: Sendable, Equatable {
   /// Method parameters (named as Flower's) and the methods that take them.
   private static let partitionParameters: KeyValuePairs<String, [String]> = [
     "alpha": ["dirichlet", "quantity"], "min_partition_size": ["dirichlet", "quantity"], "column": ["column"],
-    "num_classes_per_partition": ["pathological"],
-    "class_assignment_mode": ["pathological"], "num_shards_per_partition": ["shard"],
+    "num_classes_per_partition": ["pathological"], "class_assignment_mode": ["pathological"],
+    "num_shards_per_partition": ["shard"],
   ]
 
   private static func parsePartition(_ node: SpecNode) throws -> Partition {
