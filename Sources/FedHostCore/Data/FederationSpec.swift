@@ -229,8 +229,9 @@ public struct FederationSpec: Sendable, Equatable {
   ]
   /// Method parameters (named as Flower's) and the methods that take them.
   private static let partitionParameters: KeyValuePairs<String, [String]> = [
-    "alpha": ["dirichlet", "quantity"], "column": ["column"], "num_classes_per_partition": ["pathological"],
-    "class_assignment_mode": ["pathological"], "num_shards_per_partition": ["shard"],
+    "alpha": ["dirichlet", "quantity"], "min_partition_size": ["dirichlet", "quantity"], "column": ["column"],
+    "num_classes_per_partition": ["pathological"], "class_assignment_mode": ["pathological"],
+    "num_shards_per_partition": ["shard"],
   ]
 
   private static func parsePartition(_ node: SpecNode) throws -> Partition {
@@ -274,10 +275,11 @@ public struct FederationSpec: Sendable, Equatable {
       }
       return alpha
     }
+    let minimum = { try object.integer("min_partition_size", atLeast: 1) ?? 1 }
     switch name {
     case "iid": return .iid
-    case "dirichlet": return .dirichlet(alpha: try alpha())
-    case "quantity": return .quantity(alpha: try alpha())
+    case "dirichlet": return .dirichlet(alpha: try alpha(), minPartitionSize: try minimum())
+    case "quantity": return .quantity(alpha: try alpha(), minPartitionSize: try minimum())
     case "pathological":
       guard let classes = try object.integer("num_classes_per_partition", atLeast: 1) else {
         throw required("num_classes_per_partition")

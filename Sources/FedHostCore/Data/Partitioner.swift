@@ -22,16 +22,18 @@ public enum PartitionMethod: Sendable, Equatable {
   /// Rows dealt out uniformly at random, sizes within one row of each other.
   case iid
   /// Label skew: each class's rows are divided among clients by proportions drawn from
-  /// Dirichlet(α, …, α). Small α gives clients few classes; large α approaches IID.
-  case dirichlet(alpha: Double)
+  /// Dirichlet(α, …, α). Small α gives clients few classes; large α approaches IID. A draw that
+  /// leaves a client below `minPartitionSize` rows is redrawn (Flower's `min_partition_size`).
+  case dirichlet(alpha: Double, minPartitionSize: Int = 1)
   /// Label skew by class count: every client holds rows of exactly `classesPerClient` classes;
   /// each class's rows are split evenly among the clients that hold it.
   case pathological(classesPerClient: Int, assignment: ClassAssignment)
   /// McMahan et al.'s shards: rows sorted by label are cut into `clients × shardsPerClient`
   /// contiguous shards (sizes within one row), and each client gets `shardsPerClient` at random.
   case shard(shardsPerClient: Int)
-  /// Quantity skew (NIID-Bench): client sizes drawn from Dirichlet(α), labels IID.
-  case quantity(alpha: Double)
+  /// Quantity skew (NIID-Bench): client sizes drawn from Dirichlet(α), labels IID; redrawn while a
+  /// client is below `minPartitionSize` rows.
+  case quantity(alpha: Double, minPartitionSize: Int = 1)
   /// Client `i`'s size proportional to `i`, `i²` or `eⁱ`, labels IID.
   case sizes(SizeRule)
   /// One client per distinct value of a column, in sorted value order (AI4I `Type` → H, L, M).
@@ -50,13 +52,15 @@ public enum Partitioner {
                                seed: UInt64) throws -> [[Int]] {
     switch method {
     case .iid: return try iid(rowCount: labels.count, clients: clients, seed: seed)
-    case .dirichlet(let alpha): return try dirichlet(labels: labels, clients: clients, alpha: alpha, seed: seed)
+    case .dirichlet(let alpha, let minimum):
+      return try dirichlet(labels: labels, clients: clients, alpha: alpha, minPartitionSize: minimum, seed: seed)
     case .pathological(let classesPerClient, let assignment):
       return try pathological(labels: labels, clients: clients, classesPerClient: classesPerClient,
                               assignment: assignment, seed: seed)
     case .shard(let shardsPerClient):
       return try shard(labels: labels, clients: clients, shardsPerClient: shardsPerClient, seed: seed)
-    case .quantity(let alpha): return try quantity(rowCount: labels.count, clients: clients, alpha: alpha, seed: seed)
+    case .quantity(let alpha, let minimum):
+      return try quantity(rowCount: labels.count, clients: clients, alpha: alpha, minPartitionSize: minimum, seed: seed)
     case .sizes(let rule): return try sizes(rowCount: labels.count, clients: clients, rule: rule, seed: seed)
     case .column: throw PartitionError("method \"column\" partitions by a column's values, not by labels")
     }
@@ -73,11 +77,14 @@ public enum Partitioner {
     return parts.map { $0.sorted() }
   }
 
-  /// Dirichlet(α) label skew. A draw that leaves a client without rows is redrawn (from the same
-  /// seeded stream, so the result stays reproducible); after `drawAttempts` failures this throws.
-  public static func dirichlet(labels: [Int32], clients: Int, alpha: Double, seed: UInt64) throws -> [[Int]] {
+  /// Dirichlet(α) label skew. A draw that leaves a client with fewer than `minPartitionSize` rows
+  /// is redrawn (from the same seeded stream, so the result stays reproducible); after
+  /// `drawAttempts` failures this throws.
+  public static func dirichlet(labels: [Int32], clients: Int, alpha: Double, minPartitionSize: Int = 1,
+                               seed: UInt64) throws -> [[Int]] {
     try requireClients(clients, rows: labels.count)
     try requireAlpha(alpha)
+    try requireMinimum(minPartitionSize, clients: clients, rows: labels.count)
     let byClass = rowsByClass(labels)
     var random = SeededGenerator(seed: seed, stream: 12)
 
@@ -90,11 +97,11 @@ public enum Partitioner {
           parts[client] += rows
         }
       }
-      if parts.allSatisfy({ !$0.isEmpty }) { return parts.map { $0.sorted() } }
+      if parts.allSatisfy({ $0.count >= minPartitionSize }) { return parts.map { $0.sorted() } }
     }
     throw PartitionError(
-      "Dirichlet(α = \(alpha)) left a client empty in \(drawAttempts) draws for \(clients) clients "
-        + "and \(labels.count) rows; raise alpha or use fewer clients")
+      "Dirichlet(α = \(alpha)) left a client \(shortfall(minPartitionSize)) in \(drawAttempts) draws for "
+        + "\(clients) clients and \(labels.count) rows; raise alpha or use fewer clients")
   }
 
   /// `classesPerClient` classes per client (Flower's `PathologicalPartitioner`), chosen by
@@ -180,20 +187,23 @@ public enum Partitioner {
   }
 
   /// NIID-Bench's quantity skew: client sizes by largest remainder of shares drawn from
-  /// Dirichlet(α) (redrawn while a client would be empty), rows dealt after a seeded shuffle.
-  public static func quantity(rowCount: Int, clients: Int, alpha: Double, seed: UInt64) throws -> [[Int]] {
+  /// Dirichlet(α) (redrawn while a client would get fewer than `minPartitionSize` rows; NIID-Bench
+  /// requires 10), rows dealt after a seeded shuffle.
+  public static func quantity(rowCount: Int, clients: Int, alpha: Double, minPartitionSize: Int = 1,
+                              seed: UInt64) throws -> [[Int]] {
     try requireClients(clients, rows: rowCount)
     try requireAlpha(alpha)
+    try requireMinimum(minPartitionSize, clients: clients, rows: rowCount)
     var random = SeededGenerator(seed: seed, stream: 15)
     var rows = Array(0..<rowCount)
     random.shuffle(&rows)
     for _ in 0..<drawAttempts {
       let sizes = Splitter.apportion(rowCount, random.dirichlet(alpha: alpha, count: clients))
-      if !sizes.contains(0) { return cut(rows, sizes: sizes).map { $0.sorted() } }
+      if sizes.min()! >= minPartitionSize { return cut(rows, sizes: sizes).map { $0.sorted() } }
     }
     throw PartitionError(
-      "quantity skew (α = \(alpha)) left a client empty in \(drawAttempts) draws for \(clients) clients "
-        + "and \(rowCount) rows; raise alpha or use fewer clients")
+      "quantity skew (α = \(alpha)) left a client \(shortfall(minPartitionSize)) in \(drawAttempts) draws for "
+        + "\(clients) clients and \(rowCount) rows; raise alpha or use fewer clients")
   }
 
   /// Flower's `LinearPartitioner`, `SquarePartitioner`, `ExponentialPartitioner`: client `i`
@@ -251,6 +261,19 @@ public enum Partitioner {
   private static func requireClients(_ clients: Int, rows: Int) throws {
     guard clients >= 1 else { throw PartitionError("need at least 1 client, not \(clients)") }
     guard clients <= rows else { throw PartitionError("\(clients) clients but only \(rows) rows") }
+  }
+
+  private static func requireMinimum(_ minimum: Int, clients: Int, rows: Int) throws {
+    guard minimum >= 1 else { throw PartitionError("min_partition_size must be at least 1, not \(minimum)") }
+    guard clients * minimum <= rows else {
+      throw PartitionError("\(clients) clients × min_partition_size \(minimum) need \(clients * minimum) rows, "
+                           + "found \(rows)")
+    }
+  }
+
+  /// How a client missed `minPartitionSize`, for the error after the last draw.
+  private static func shortfall(_ minPartitionSize: Int) -> String {
+    minPartitionSize == 1 ? "empty" : "below min_partition_size \(minPartitionSize)"
   }
 
   private static func requireAlpha(_ alpha: Double) throws {

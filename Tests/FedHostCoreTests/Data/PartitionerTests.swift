@@ -144,6 +144,26 @@ struct DataPartitionerTests {
       == "quantity skew (α = 0.01) left a client empty in 100 draws for 10 clients and 20 rows; raise alpha or use fewer clients")
   }
 
+  /// Seeds whose first draw has a client below the minimum (16 and 13 rows), so the minimum redraws.
+  @Test func minPartitionSizeRedrawsSmallClients() throws {
+    let loose = try Partitioner.dirichlet(labels: Self.labels, clients: 10, alpha: 0.5, seed: 0)
+    let strict = try Partitioner.dirichlet(labels: Self.labels, clients: 10, alpha: 0.5, minPartitionSize: 25, seed: 0)
+    #expect(loose.map(\.count).min()! < 25)
+    expectPartition(strict, of: Self.labels.count)
+    #expect(strict.allSatisfy { $0.count >= 25 })
+    let looseSizes = try Partitioner.quantity(rowCount: 600, clients: 5, alpha: 1, seed: 1).map(\.count)
+    let sizes = try Partitioner.quantity(rowCount: 600, clients: 5, alpha: 1, minPartitionSize: 30, seed: 1).map(\.count)
+    #expect(looseSizes.min()! < 30)
+    #expect(sizes.min()! >= 30 && sizes.reduce(0, +) == 600)
+    #expect(DataTestSupport.errorMessage {
+      _ = try Partitioner.quantity(rowCount: 600, clients: 10, alpha: 1, minPartitionSize: 61, seed: 0)
+    } == "10 clients × min_partition_size 61 need 610 rows, found 600")
+    #expect(DataTestSupport.errorMessage {
+      _ = try Partitioner.dirichlet(labels: Self.labels, clients: 10, alpha: 0.05, minPartitionSize: 55, seed: 0)
+    } == "Dirichlet(α = 0.05) left a client below min_partition_size 55 in 100 draws for 10 clients and 600 rows; "
+      + "raise alpha or use fewer clients")
+  }
+
   @Test func sizeRulesFollowFlowersIdToSizeFunctions() throws {
     #expect(try Partitioner.sizes(rowCount: 100, clients: 4, rule: .linear, seed: 0).map(\.count) == [10, 20, 30, 40])
     #expect(try Partitioner.sizes(rowCount: 300, clients: 4, rule: .square, seed: 0).map(\.count) == [10, 40, 90, 160])
@@ -182,6 +202,8 @@ struct DataPartitionSpecTests {
     (#""method": "shard", "num_shards_per_partition": 4, "clients": 3"#, .shard(shardsPerClient: 4)),
     (#""method": "quantity", "alpha": 0.5, "clients": 3"#, .quantity(alpha: 0.5)),
     (#""method": "iid-diff-quantity", "alpha": 2, "clients": 3"#, .quantity(alpha: 2)),
+    (#""method": "quantity", "alpha": 2, "min_partition_size": 10, "clients": 3"#, .quantity(alpha: 2, minPartitionSize: 10)),
+    (#""method": "dirichlet", "alpha": 2, "min_partition_size": 10, "clients": 3"#, .dirichlet(alpha: 2, minPartitionSize: 10)),
     (#""method": "LinearPartitioner", "clients": 3"#, .sizes(.linear)),
     (#""method": "square", "clients": 3"#, .sizes(.square)),
     (#""method": "ExponentialPartitioner", "clients": 3"#, .sizes(.exponential)),
@@ -205,6 +227,8 @@ struct DataPartitionSpecTests {
     (#""method": "quantity", "alpha": 0, "clients": 3"#, "spec.json: partition.alpha: must be a positive number, not 0.0"),
     (#""method": "shard", "num_shards_per_partition": 1.5, "clients": 3"#,
      "spec.json: partition.num_shards_per_partition: expected an integer, found 1.5"),
+    (#""method": "iid", "min_partition_size": 10, "clients": 3"#,
+     #"spec.json: partition.min_partition_size: only used with method "dirichlet" or "quantity""#),
     (#""method": "iid", "num_shards_per_partition": 2, "clients": 3"#,
      #"spec.json: partition.num_shards_per_partition: only used with method "shard""#),
     (#""method": "DirichletPartitioner", "alpha": 1, "num_classes_per_partition": 2, "clients": 3"#,

@@ -25,7 +25,6 @@ with model_rate < 1, its sub-model's scores), and per round the mean over device
 model's mean test loss.
 """
 
-import argparse
 import math
 
 import split_dump  # first: it pins numpy's thread count
@@ -80,7 +79,7 @@ class MLP:
         logits = values[-1]
         count = len(labels)
         if self.binary:
-            delta = (1 / (1 + np.exp(-logits[:, 0])) - labels)[:, None]
+            delta = (np.exp(-np.logaddexp(0, -logits[:, 0])) - labels)[:, None]  # sigmoid, no overflow
         else:
             shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
             delta = shifted / shifted.sum(axis=1, keepdims=True)
@@ -210,17 +209,6 @@ def run(dump, initial, config):
             "initial_mean_test_loss": mean_test_loss(initial), "rounds": rounds}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--splits", required=True, help="a split dump directory (host splits --out)")
-    parser.add_argument("--config", required=True, help="the reference config JSON")
-    parser.add_argument("--out", required=True, help="where to write the result JSON")
-    arguments = parser.parse_args()
-    config = split_dump.load_config(arguments.config)
-    dump = split_dump.load_dump(arguments.splits)
-    initial = split_dump.load_initial_model(arguments.splits, dump.widths)
-    split_dump.write_result(arguments.out, run(dump, initial, config))
-
-
 if __name__ == "__main__":
-    split_dump.run_main(main)
+    split_dump.run_main(__doc__.split("\n\n")[0], lambda dump, config, directory: run(
+        dump, split_dump.load_initial_model(directory, dump.widths), config))

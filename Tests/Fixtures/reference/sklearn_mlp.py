@@ -15,7 +15,6 @@ Output: "local" (each device's model on its own test.csv) and "centralized" (the
 on every device's test.csv), each a list of per-device accuracy and F1 as FedHost defines them.
 """
 
-import argparse
 import warnings
 
 import split_dump  # first: it pins numpy's thread count
@@ -66,15 +65,5 @@ def run(dump, config):
             "local": local, "centralized": [evaluate(dump, centralized, device) for device in dump.devices]}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--splits", required=True, help="a split dump directory (host splits --out)")
-    parser.add_argument("--config", required=True, help="the reference config JSON")
-    parser.add_argument("--out", required=True, help="where to write the result JSON")
-    arguments = parser.parse_args()
-    config = split_dump.load_config(arguments.config)
-    split_dump.write_result(arguments.out, run(split_dump.load_dump(arguments.splits), config))
-
-
 if __name__ == "__main__":
-    split_dump.run_main(main)
+    split_dump.run_main(__doc__.split("\n\n")[0], lambda dump, config, directory: run(dump, config))

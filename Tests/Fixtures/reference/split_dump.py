@@ -5,6 +5,7 @@ reference config, and scoring predictions with FedHost's definitions
 Nothing here comes from FedHost's code: the dump is read as plain CSV/JSON.
 """
 
+import argparse
 import csv
 import json
 import math
@@ -201,10 +202,18 @@ def write_result(path, result):
         handle.write("\n")
 
 
-def run_main(main):
-    """Runs `main()`, turning bad input into one line on stderr and exit status 2."""
+def run_main(description, run):
+    """The command line shared by the references: `--splits DIR --config FILE --out FILE`;
+    `run(dump, config, splits_directory)` returns the result to write. Bad input becomes one
+    line on stderr and exit status 2."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--splits", required=True, help="a split dump directory (host splits --out)")
+    parser.add_argument("--config", required=True, help="the reference config JSON")
+    parser.add_argument("--out", required=True, help="where to write the result JSON")
+    arguments = parser.parse_args()
     try:
-        main()
+        config = load_config(arguments.config)
+        write_result(arguments.out, run(load_dump(arguments.splits), config, arguments.splits))
     except ReferenceError as error:
         print(f"{os.path.basename(sys.argv[0])}: {error}", file=sys.stderr)
         sys.exit(2)
