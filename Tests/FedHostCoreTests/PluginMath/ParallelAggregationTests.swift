@@ -85,7 +85,9 @@ struct ParallelAggregationTests {
   /// threads, nor on whether the host has threads.
   @Test(arguments: [("FedAvg", "{}", true), ("FedProx", "{}", true), ("SimilarityAware", "{}", true),
                     ("SimilarityAware", "{}", false), ("MEFLVariance", #"{"variance_mode": "v1"}"#, true),
-                    ("MEFLVariance", #"{"variance_mode": "v2"}"#, true), ("MEFLVariance", #"{"variance_mode": "v3"}"#, false)])
+                    ("MEFLVariance", #"{"variance_mode": "v2"}"#, true), ("MEFLVariance", #"{"variance_mode": "v3"}"#, false),
+                    ("FedAvgM", #"{"server_momentum": 0.9}"#, true), ("FedAdam", "{}", true), ("FedYogi", "{}", false),
+                    ("FedAdagrad", "{}", true)])
   func sameBitsOnOneThreadTwoThreadsAndAnOlderHost(plugin name: String, config: String, masked: Bool) throws {
     var random = TestRandom(seed: 41)
     let count = 400_003

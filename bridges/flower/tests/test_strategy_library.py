@@ -1,0 +1,83 @@
+"""The strategy library against Flower's own implementations (flwr.serverapp.strategy).
+
+Each case runs Flower's strategy and the FedHost plugin on the same random client models for
+several rounds: Flower sees the clients' parameters, the plugin their deltas (parameters minus
+the round's global model, as float32, as the bridge computes them). Both start every round
+from Flower's global model, so any drift would come from the strategies' own state (momentum,
+Adam moments), which each side carries on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, ConfigRecord
+from flwr.serverapp import strategy as flower
+
+from conftest import FakeGrid, plugin_path, random_model, reply
+from fedhost_flower import ArrayLayout, Update, load_plugin
+
+ROUNDS = 6
+TOLERANCE = 1e-5
+
+
+@dataclass
+class Case:
+    plugin: str
+    config: dict[str, float]
+    flower: Callable[[], flower.Strategy]
+    clients: int = 7
+    #: Client k's delta is N(0, scale_k²): distinct scales keep distance rankings (Krum) unambiguous.
+    scales: list[float] = field(default_factory=lambda: [0.02, 0.03, 0.05, 0.04, 0.06, 0.5, 0.025])
+
+
+CASES = [
+    Case("FedAvgM", {"server_learning_rate": 0.7, "server_momentum": 0.9},
+         lambda: flower.FedAvgM(server_learning_rate=0.7, server_momentum=0.9)),
+    Case("FedAvgM", {}, lambda: flower.FedAvgM()),
+    Case("FedAdam", {}, lambda: flower.FedAdam()),
+    Case("FedAdam", {"eta": 0.03, "beta_1": 0.5, "beta_2": 0.9, "tau": 1e-2},
+         lambda: flower.FedAdam(eta=0.03, beta_1=0.5, beta_2=0.9, tau=1e-2)),
+    Case("FedYogi", {}, lambda: flower.FedYogi()),
+    Case("FedAdagrad", {}, lambda: flower.FedAdagrad()),
+]
+
+
+def flower_round(strategy: flower.Strategy, server_round: int, global_model: dict[str, np.ndarray],
+                 replies: list) -> dict[str, np.ndarray]:
+    arrays = ArrayRecord({k: Array(v) for k, v in global_model.items()})
+    list(strategy.configure_train(server_round, arrays, ConfigRecord(), FakeGrid([r.metadata.src_node_id for r in replies])))
+    new_arrays, _ = strategy.aggregate_train(server_round, replies)
+    assert new_arrays is not None
+    return {k: a.numpy() for k, a in new_arrays.items()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.plugin}{c.config or ''}")
+def test_matches_flower(case: Case) -> None:
+    rng = np.random.default_rng(2026)
+    global_model = random_model(rng)
+    layout = ArrayLayout.of(global_model)
+    theirs = case.flower()
+    ours = load_plugin(plugin_path(case.plugin)).create(case.config)
+    worst = 0.0
+    for server_round in range(1, ROUNDS + 1):
+        models = [{k: (a + rng.normal(0, scale, a.shape)).astype(np.float32) for k, a in global_model.items()}
+                  for scale in case.scales[: case.clients]]
+        samples = [int(n) for n in rng.integers(5, 200, case.clients)]
+        losses = [float(x) for x in rng.uniform(0.1, 2.0, case.clients)]
+        replies = [reply(100 + k, model, {"num-examples": samples[k], "train_loss": losses[k]})
+                   for k, model in enumerate(models)]
+        global_vector = layout.flatten(global_model)
+        updates = [Update(client_id=k, delta=layout.flatten(model) - global_vector, n_samples=samples[k],
+                          metrics={"train_loss": losses[k]}) for k, model in enumerate(models)]
+        expected = layout.flatten(flower_round(theirs, server_round, global_model, replies))
+        actual, weights = ours.aggregate(server_round - 1, global_vector, updates)
+        difference = float(np.max(np.abs(actual.astype(np.float64) - expected)))
+        worst = max(worst, difference)
+        assert difference <= TOLERANCE, f"round {server_round}: max |FedHost - Flower| = {difference:.3g}"
+        assert np.all(np.isfinite(weights))
+        global_model = layout.unflatten(expected)
+    print(f"\n{case.plugin} {case.config}: max |FedHost - Flower| over {ROUNDS} rounds = {worst:.3g}")
