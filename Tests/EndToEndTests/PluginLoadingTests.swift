@@ -116,7 +116,8 @@ struct PluginValidationTests {
 @Suite("Shipped plugins pass host plugins validate")
 struct ShippedPluginConformanceTests {
   @Test(arguments: ["libFedAvg.so", "libFedProx.so", "libSimilarityAware.so", "libMEFLVariance.so",
-                    "libFedAvgM.so", "libFedAdam.so", "libFedYogi.so", "libFedAdagrad.so"])
+                    "libFedAvgM.so", "libFedAdam.so", "libFedYogi.so", "libFedAdagrad.so", "libFedMedian.so",
+                    "libFedTrimmedAvg.so", "libKrum.so", "libMultiKrum.so", "libBulyan.so"])
   func swiftPlugin(_ name: String) throws {
     let run = try runHost(["plugins", "validate", name])
     #expect(run.status == 0, "\(run.stdout)")

@@ -87,7 +87,9 @@ struct ParallelAggregationTests {
                     ("SimilarityAware", "{}", false), ("MEFLVariance", #"{"variance_mode": "v1"}"#, true),
                     ("MEFLVariance", #"{"variance_mode": "v2"}"#, true), ("MEFLVariance", #"{"variance_mode": "v3"}"#, false),
                     ("FedAvgM", #"{"server_momentum": 0.9}"#, true), ("FedAdam", "{}", true), ("FedYogi", "{}", false),
-                    ("FedAdagrad", "{}", true)])
+                    ("FedAdagrad", "{}", true), ("FedMedian", "{}", true), ("FedTrimmedAvg", #"{"beta": 0.3}"#, false),
+                    ("Krum", "{}", true), ("MultiKrum", #"{"num_clients_to_keep": 3}"#, false),
+                    ("Bulyan", #"{"num_malicious_clients": 0}"#, true)])
   func sameBitsOnOneThreadTwoThreadsAndAnOlderHost(plugin name: String, config: String, masked: Bool) throws {
     var random = TestRandom(seed: 41)
     let count = 400_003

@@ -22,6 +22,7 @@ from fedhost_flower import ArrayLayout, Update, load_plugin
 
 ROUNDS = 6
 TOLERANCE = 1e-5
+EIGHT_SCALES = [0.02, 0.03, 0.05, 0.04, 0.06, 0.5, 0.025, 0.8]
 
 
 @dataclass
@@ -43,6 +44,16 @@ CASES = [
          lambda: flower.FedAdam(eta=0.03, beta_1=0.5, beta_2=0.9, tau=1e-2)),
     Case("FedYogi", {}, lambda: flower.FedYogi()),
     Case("FedAdagrad", {}, lambda: flower.FedAdagrad()),
+    Case("FedMedian", {}, lambda: flower.FedMedian()),
+    Case("FedMedian", {}, lambda: flower.FedMedian(), clients=8, scales=EIGHT_SCALES),
+    Case("FedTrimmedAvg", {}, lambda: flower.FedTrimmedAvg()),
+    Case("FedTrimmedAvg", {"beta": 0.3}, lambda: flower.FedTrimmedAvg(beta=0.3), clients=8, scales=EIGHT_SCALES),
+    Case("Krum", {"num_malicious_clients": 1}, lambda: flower.Krum(num_malicious_nodes=1)),
+    Case("MultiKrum", {"num_malicious_clients": 1, "num_clients_to_keep": 3},
+         lambda: flower.MultiKrum(num_malicious_nodes=1, num_nodes_to_select=3)),
+    Case("Bulyan", {"num_malicious_clients": 1}, lambda: flower.Bulyan(num_malicious_nodes=1)),
+    Case("Bulyan", {"num_malicious_clients": 1}, lambda: flower.Bulyan(num_malicious_nodes=1), clients=8,
+         scales=EIGHT_SCALES),
 ]
 
 
@@ -55,7 +66,7 @@ def flower_round(strategy: flower.Strategy, server_round: int, global_model: dic
     return {k: a.numpy() for k, a in new_arrays.items()}
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.plugin}{c.config or ''}")
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.plugin}{c.config or ''}-{c.clients}")
 def test_matches_flower(case: Case) -> None:
     rng = np.random.default_rng(2026)
     global_model = random_model(rng)
