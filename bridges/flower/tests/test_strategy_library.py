@@ -54,6 +54,13 @@ CASES = [
     Case("Bulyan", {"num_malicious_clients": 1}, lambda: flower.Bulyan(num_malicious_nodes=1)),
     Case("Bulyan", {"num_malicious_clients": 1}, lambda: flower.Bulyan(num_malicious_nodes=1), clients=8,
          scales=EIGHT_SCALES),
+    Case("QFedAvg", {}, lambda: flower.QFedAvg(client_learning_rate=0.1)),
+    Case("QFedAvg", {"q": 2.0, "client_learning_rate": 0.5}, lambda: flower.QFedAvg(client_learning_rate=0.5, q=2.0)),
+    # Without noise both sides must clip alike (norms 0.4 to 11: C = 1 clips 3 of the 7 clients, C = 3 one).
+    Case("DPFedAvg", {"clipping_norm": 1.0},
+         lambda: flower.DifferentialPrivacyServerSideFixedClipping(flower.FedAvg(), 0.0, 1.0, 7)),
+    Case("DPFedAvg", {"clipping_norm": 3.0},
+         lambda: flower.DifferentialPrivacyServerSideFixedClipping(flower.FedAvg(), 0.0, 3.0, 7)),
 ]
 
 
@@ -92,3 +99,39 @@ def test_matches_flower(case: Case) -> None:
         assert np.all(np.isfinite(weights))
         global_model = layout.unflatten(expected)
     print(f"\n{case.plugin} {case.config}: max |FedHost - Flower| over {ROUNDS} rounds = {worst:.3g}")
+
+
+def test_dp_noise_has_flowers_distribution() -> None:
+    """The noise itself: FedHost's output minus its noiseless output, against N(0, (z*C/n)^2) and
+    against Flower's noise (its output minus Flower's noiseless output) on the same round."""
+    rng = np.random.default_rng(11)
+    n_params, clients, z, clip = 200_003, 5, 1.3, 0.5
+    sigma = z * clip / clients
+    global_model = {"w": rng.normal(0, 1, n_params).astype(np.float32)}
+    layout = ArrayLayout.of(global_model)
+    models = [{"w": (global_model["w"] + rng.normal(0, 0.01, n_params)).astype(np.float32)} for _ in range(clients)]
+    samples = [10, 20, 30, 40, 50]
+
+    def flower_output(noise: float) -> np.ndarray:
+        replies = [reply(100 + k, m, {"num-examples": samples[k]}) for k, m in enumerate(models)]
+        strategy = flower.DifferentialPrivacyServerSideFixedClipping(flower.FedAvg(), noise, clip, clients)
+        return layout.flatten(flower_round(strategy, 1, global_model, replies))
+
+    updates = [Update(client_id=k, delta=m["w"] - global_model["w"], n_samples=samples[k]) for k, m in enumerate(models)]
+    noiseless, _ = load_plugin(plugin_path("DPFedAvg")).create({"clipping_norm": clip}).aggregate(0, global_model["w"], updates)
+    noisy_plugin = load_plugin(plugin_path("DPFedAvg")).create({"clipping_norm": clip, "noise_multiplier": z, "seed": 4})
+    rounds = [noisy_plugin.aggregate(r, global_model["w"], updates)[0] for r in range(2)]
+    ours = rounds[0].astype(np.float64) - noiseless
+    theirs = flower_output(z) - flower_output(0.0)
+
+    for name, noise in [("FedHost", ours), ("Flower", theirs)]:
+        mean, std = float(noise.mean()), float(noise.std())
+        within = float(np.mean(np.abs(noise) < sigma))
+        print(f"\n{name} noise: mean {mean:.3g}, std {std:.5g} (expected {sigma:.5g}), within 1 sigma {within:.4f}")
+        assert abs(mean) < 5 * sigma / np.sqrt(n_params)
+        assert abs(std / sigma - 1) < 0.01
+        assert abs(within - 0.6827) < 0.005
+    # Each round draws fresh noise; the same seed replays it.
+    assert np.corrcoef(ours, rounds[1].astype(np.float64) - noiseless)[0, 1] < 0.02
+    replay = load_plugin(plugin_path("DPFedAvg")).create({"clipping_norm": clip, "noise_multiplier": z, "seed": 4})
+    assert np.array_equal(replay.aggregate(0, global_model["w"], updates)[0], rounds[0])
