@@ -14,8 +14,7 @@ final class FedAdamPlugin: ServerOptimizerPlugin {
   var optimizer: ServerOptimizer
 
   init(config: PluginConfig, host: PluginHost) throws {
-    optimizer = ServerOptimizer(rule: .adam(eta: try config.number("eta"), beta1: try config.number("beta_1"),
-                                            beta2: try config.number("beta_2"), tau: try config.number("tau")))
+    optimizer = ServerOptimizer(rule: try .adam(config))
   }
 }
 

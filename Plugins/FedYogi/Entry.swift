@@ -14,8 +14,7 @@ final class FedYogiPlugin: ServerOptimizerPlugin {
   var optimizer: ServerOptimizer
 
   init(config: PluginConfig, host: PluginHost) throws {
-    optimizer = ServerOptimizer(rule: .yogi(eta: try config.number("eta"), beta1: try config.number("beta_1"),
-                                            beta2: try config.number("beta_2"), tau: try config.number("tau")))
+    optimizer = ServerOptimizer(rule: try .yogi(config))
   }
 }
 

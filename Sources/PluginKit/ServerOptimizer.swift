@@ -187,6 +187,20 @@ extension ServerOptimizerPlugin {
   public func loadState(from reader: inout StateReader) throws { try optimizer.load(from: &reader) }
 }
 
+extension ServerOptimizer.Rule {
+  /// FedAdam's rule from a config with `fedOptKeys`.
+  public static func adam(_ config: PluginConfig) throws -> Self {
+    .adam(eta: try config.number("eta"), beta1: try config.number("beta_1"), beta2: try config.number("beta_2"),
+          tau: try config.number("tau"))
+  }
+
+  /// FedYogi's rule from a config with `fedOptKeys`.
+  public static func yogi(_ config: PluginConfig) throws -> Self {
+    .yogi(eta: try config.number("eta"), beta1: try config.number("beta_1"), beta2: try config.number("beta_2"),
+          tau: try config.number("tau"))
+  }
+}
+
 extension ConfigKey {
   /// FedOpt's keys with Flower's names and the given defaults (Flower's differ per strategy).
   /// `eta_l` is the client learning rate Flower's FedOpt stores and never uses on the server;

@@ -292,17 +292,15 @@ static inline void fhph_write_bytes(fhph_writer *w, const void *bytes, uint64_t 
   w->length += count;
 }
 
-static inline void fhph_write_u64(fhph_writer *w, uint64_t value) {
+/* The low `size` bytes of value, little-endian. */
+static inline void fhph_write_le_(fhph_writer *w, uint64_t value, int size) {
   uint8_t bytes[8];
-  for (int i = 0; i < 8; i++) bytes[i] = (uint8_t)(value >> (8 * i)); /* little-endian */
-  fhph_write_bytes(w, bytes, 8);
+  for (int i = 0; i < size; i++) bytes[i] = (uint8_t)(value >> (8 * i));
+  fhph_write_bytes(w, bytes, (uint64_t)size);
 }
 
-static inline void fhph_write_u32(fhph_writer *w, uint32_t value) {
-  uint8_t bytes[4];
-  for (int i = 0; i < 4; i++) bytes[i] = (uint8_t)(value >> (8 * i));
-  fhph_write_bytes(w, bytes, 4);
-}
+static inline void fhph_write_u64(fhph_writer *w, uint64_t value) { fhph_write_le_(w, value, 8); }
+static inline void fhph_write_u32(fhph_writer *w, uint32_t value) { fhph_write_le_(w, value, 4); }
 
 /* Doubles and floats by bit pattern: restored exactly. */
 static inline void fhph_write_f64(fhph_writer *w, double value) {
@@ -361,21 +359,17 @@ static inline int fhph_read_bytes(fhph_reader *r, void *out, uint64_t count) {
   return 1;
 }
 
-static inline uint64_t fhph_read_u64(fhph_reader *r) {
+/* `size` little-endian bytes. */
+static inline uint64_t fhph_read_le_(fhph_reader *r, int size) {
   uint8_t bytes[8];
   uint64_t value = 0;
-  fhph_read_bytes(r, bytes, 8);
-  for (int i = 0; i < 8; i++) value |= (uint64_t)bytes[i] << (8 * i);
+  fhph_read_bytes(r, bytes, (uint64_t)size);
+  for (int i = 0; i < size; i++) value |= (uint64_t)bytes[i] << (8 * i);
   return value;
 }
 
-static inline uint32_t fhph_read_u32(fhph_reader *r) {
-  uint8_t bytes[4];
-  uint32_t value = 0;
-  fhph_read_bytes(r, bytes, 4);
-  for (int i = 0; i < 4; i++) value |= (uint32_t)bytes[i] << (8 * i);
-  return value;
-}
+static inline uint64_t fhph_read_u64(fhph_reader *r) { return fhph_read_le_(r, 8); }
+static inline uint32_t fhph_read_u32(fhph_reader *r) { return (uint32_t)fhph_read_le_(r, 4); }
 
 static inline double fhph_read_f64(fhph_reader *r) {
   uint64_t bits = fhph_read_u64(r);
