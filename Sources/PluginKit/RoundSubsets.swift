@@ -1,9 +1,8 @@
 extension AggregationRound {
   /// The same round over the updates at `indices` only (in that order): for strategies that
   /// first select clients (Krum, Multi-Krum, Bulyan) and then aggregate the chosen ones with
-  /// the ordinary kernels. Output buffers are shared: the subset writes `output`, and its
-  /// `reportWeights` writes the first `indices.count` weights, so callers report the full
-  /// round's weights on the full round.
+  /// the ordinary kernels. The subset writes the same `output`; its `reportWeights` writes
+  /// nothing, so that callers report one weight per update of the full round on the full round.
   public func selecting(_ indices: [Int]) -> AggregationRound {
     AggregationRound(round: round, parameterCount: parameterCount, global: global,
                      updates: indices.map { updates[$0] }, output: output, weightsOutput: nil, host: host)
