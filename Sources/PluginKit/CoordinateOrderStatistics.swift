@@ -67,17 +67,20 @@ extension AggregationRound {
   public func writeCoordinateWindowMeans(_ window: CoordinateWindow) throws -> [Double] {
     let clients = updates.count
     let length = blockLength(preferred: WeightedDeltaSum.blockSize, count: parameterCount)
+    let deltas = updates.map(\.delta)
+    let masks = updates.map(\.coverage)
     let partials = try mapTasks(blockLength: length) { blocks -> (shares: [Double], covered: Int, finite: Bool) in
       let entries = try ScratchBuffer(repeating: OrderEntry(value: 0, client: 0), count: clients)
-      var shares = [Double](repeating: 0, count: clients)
+      let shares = try ScratchBuffer(repeating: 0.0, count: clients)
       var covered = 0
-      var finite = true
+      var check = Float(0)  // NaN iff some covered value is not finite
       for block in blocks {
         for element in block {
           var count = 0
-          for (client, update) in updates.enumerated() where update.coverage.map({ $0[element] != 0 }) ?? true {
-            let value = update.delta[element]
-            finite = finite && value.isFinite
+          for client in 0..<clients {
+            if let mask = masks[client], mask[element] == 0 { continue }
+            let value = deltas[client][element]
+            check += value - value
             entries.pointer[count] = OrderEntry(value: value, client: Int32(client))
             count += 1
           }
@@ -91,12 +94,12 @@ extension AggregationRound {
           var sum = 0.0
           for index in kept { sum += Double(sorted[index].value) }
           let share = 1 / Double(kept.count)
-          for index in kept { shares[Int(sorted[index].client)] += share }
+          for index in kept { shares.pointer[Int(sorted[index].client)] += share }
           output[element] = Float(Double(global[element]) + sum / Double(kept.count))
           covered += 1
         }
       }
-      return (shares, covered, finite)
+      return (Array(shares.buffer), covered, !check.isNaN)
     }
     guard partials.allSatisfy(\.finite) else { throw nonFiniteFailure() }
     var shares = [Double](repeating: 0, count: clients)
