@@ -15,6 +15,9 @@ let pluginExports: [LinkerSetting] = [
   .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])
 ]
 
+/// The strategy library: one Swift plugin per directory under Plugins/, all built the same way.
+let strategyPlugins = ["FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "FedMedian", "FedTrimmedAvg", "Krum", "MultiKrum", "Bulyan", "QFedAvg", "DPFedAvg"]
+
 let package = Package(
   name: "FedHost",
   products: [
@@ -23,7 +26,7 @@ let package = Package(
     .library(name: "FedProx", type: .dynamic, targets: ["FedProx"]),
     .library(name: "SimilarityAware", type: .dynamic, targets: ["SimilarityAware"]),
     .library(name: "MEFLVariance", type: .dynamic, targets: ["MEFLVariance"]),
-  ],
+  ] + strategyPlugins.map { .library(name: $0, type: .dynamic, targets: [$0]) },
   targets: [
     // The contract: one C header, nothing else. Host and plugins both import it.
     .target(name: "PluginAPI", path: "Sources/PluginAPI"),
@@ -46,7 +49,10 @@ let package = Package(
             swiftSettings: fastMath, linkerSettings: pluginExports),
     .target(name: "MEFLVariance", dependencies: ["PluginKit"], path: "Plugins/MEFLVariance",
             swiftSettings: fastMath, linkerSettings: pluginExports),
-
+  ] + strategyPlugins.map {
+    .target(name: $0, dependencies: ["PluginKit"], path: "Plugins/\($0)", swiftSettings: fastMath,
+            linkerSettings: pluginExports)
+  } + [
     .testTarget(name: "FedHostCoreTests", dependencies: ["FedHostCore"], path: "Tests/FedHostCoreTests"),
     .testTarget(name: "EndToEndTests", dependencies: ["FedHostCore"], path: "Tests/EndToEndTests"),
   ]

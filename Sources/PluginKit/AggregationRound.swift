@@ -71,6 +71,18 @@ public struct AggregationRound {
     self.updates = try Self.readUpdates(rawUpdates, count: Int(updateCount), parameterCount: rawCount)
   }
 
+  /// A round over already validated updates (see `selecting`).
+  init(round: UInt32, parameterCount: Int, global: UnsafePointer<Float>, updates: [ClientUpdateView],
+       output: UnsafeMutablePointer<Float>, weightsOutput: UnsafeMutablePointer<Double>?, host: PluginHost) {
+    self.round = round
+    self.parameterCount = parameterCount
+    self.global = global
+    self.updates = updates
+    self.output = output
+    self.weightsOutput = weightsOutput
+    self.host = host
+  }
+
   /// Reads the update array. Its stride is the host's `sizeof(fhp_update)`, which is the
   /// first element's struct_size (a newer host's struct may be longer than ours).
   private static func readUpdates(_ first: UnsafePointer<fhp_update>, count: Int, parameterCount: UInt64) throws

@@ -68,6 +68,16 @@ extension AggregationRound {
     }
   }
 
+  /// ‖Δ_k‖² of every update over the elements it covers, summed as `DeltaComparisons` sums
+  /// (for clipping and q-FedAvg's norms). `FHP_E_NUMERIC` naming the client if not finite.
+  public func deltaSquaredNorms() throws -> [Double] {
+    let length = blockLength(preferred: WeightedDeltaSum.blockSize, count: parameterCount)
+    let zeros = try ScratchBuffer(repeating: Float(0), count: length)
+    return try compareInTasks(blockLength: length, measuringDistance: false, inOrder: false) { blocks, comparisons in
+      for block in blocks { comparisons.add(block, reference: zeros.pointer) }
+    }.map(\.deltaSquaredNorm)
+  }
+
   /// Runs `compareTask` on the blocks of each of the round's tasks (`mapTasks`), each task
   /// into its own sums — on the host's threads, or in task order on this thread if `inOrder` —
   /// and adds the tasks' sums in task order.

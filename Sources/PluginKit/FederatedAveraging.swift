@@ -20,8 +20,10 @@ extension AggregationRound {
   /// output = global + step · (weighted mean of the deltas, per element over covering
   /// clients); elements nobody covers keep global's value. `FHP_E_NUMERIC` naming the
   /// client if the result is not finite.
-  public func writeGlobalPlusMean(weights: [Double], step: Double) throws {
-    guard try WeightedDeltaSum.compute(self, weights: weights, base: global, scale: step, into: output) else {
+  /// `normalizingWeights`: see `WeightedDeltaSum.init`.
+  public func writeGlobalPlusMean(weights: [Double], normalizingWeights: [Double]? = nil, step: Double) throws {
+    guard try WeightedDeltaSum.compute(self, weights: weights, normalizingWeights: normalizingWeights, base: global,
+                                       scale: step, into: output) else {
       throw nonFiniteFailure()
     }
   }

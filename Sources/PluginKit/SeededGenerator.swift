@@ -1,3 +1,5 @@
+import Glibc
+
 /// The plugin's deterministic random generator: xoshiro256** seeded through SplitMix64.
 ///
 /// Every random choice a plugin makes must come from a generator seeded by the config's
@@ -53,6 +55,16 @@ public struct SeededGenerator: Sendable, Equatable {
       while product.low < threshold { product = next().multipliedFullWidth(by: bound) }
     }
     return product.high
+  }
+
+  /// A uniform Double in (0, 1]: 53 random bits, never 0 (so its logarithm is finite).
+  public mutating func nextUnitInterval() -> Double { Double((next() >> 11) + 1) * 0x1p-53 }
+
+  /// Two independent standard normal values (Box–Muller).
+  public mutating func nextGaussianPair() -> (Double, Double) {
+    let radius = (-2 * log(nextUnitInterval())).squareRoot()
+    let angle = 2 * Double.pi * nextUnitInterval()
+    return (radius * cos(angle), radius * sin(angle))
   }
 
   /// Shuffles `values` in place (Fisher–Yates, last index first).

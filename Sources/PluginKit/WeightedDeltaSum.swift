@@ -28,18 +28,25 @@ public struct WeightedDeltaSum {
 
   private let updates: [ClientUpdateView]
   private let weights: [Double]
+  /// The weights the masked denominator sums: `weights` unless given apart (see `init`).
+  private let normalizingWeights: [Double]
   private let masked: Bool
   private let maxBlockLength: Int
   private let sums: ScratchBuffer<Double>
   private let weightSums: ScratchBuffer<Double>
 
   /// Prepares the sum of `updates` with `weights`, for blocks of at most `maxBlockLength` elements.
-  public init(_ updates: [ClientUpdateView], weights: [Double], maxBlockLength: Int = blockSize) throws {
-    guard weights.count == updates.count else {
+  /// `normalizingWeights` (default: `weights`) are what the masked denominator sums, for
+  /// strategies that scale deltas apart from their share, e.g. DP clipping:
+  /// Σ_k p_k·s_k·d_k[e] / Σ_{k covers e} p_k.
+  public init(_ updates: [ClientUpdateView], weights: [Double], normalizingWeights: [Double]? = nil,
+              maxBlockLength: Int = blockSize) throws {
+    guard weights.count == updates.count, (normalizingWeights?.count ?? updates.count) == updates.count else {
       throw PluginFailure.internal("\(weights.count) weights for \(updates.count) updates")
     }
     self.updates = updates
     self.weights = weights
+    self.normalizingWeights = normalizingWeights ?? weights
     masked = updates.contains { $0.coverage != nil }
     self.maxBlockLength = maxBlockLength
     sums = try ScratchBuffer(repeating: 0.0, count: maxBlockLength)
@@ -50,11 +57,14 @@ public struct WeightedDeltaSum {
   /// round's tasks (`mapTasks`) on the host's threads. Each element's sum is formed by one
   /// task alone, so the bits do not depend on the tasks or threads.
   /// - Returns: false if any output element is not finite (the caller reports who caused it).
-  public static func compute(_ round: AggregationRound, weights: [Double], base: UnsafePointer<Float>?,
-                             scale: Double, into out: UnsafeMutablePointer<Float>) throws -> Bool {
+  public static func compute(_ round: AggregationRound, weights: [Double], normalizingWeights: [Double]? = nil,
+                             base: UnsafePointer<Float>?, scale: Double, into out: UnsafeMutablePointer<Float>) throws
+    -> Bool
+  {
     let length = blockLength(preferred: blockSize, count: round.parameterCount)
     let checks = try round.mapTasks(blockLength: length) { blocks in
-      let sum = try WeightedDeltaSum(round.updates, weights: weights, maxBlockLength: length)
+      let sum = try WeightedDeltaSum(round.updates, weights: weights, normalizingWeights: normalizingWeights,
+                                     maxBlockLength: length)
       var nonFinite = SIMD8<Float>()
       for block in blocks {
         nonFinite += sum.computeBlock(block, base: base.map { $0 + block.lowerBound }, scale: scale,
@@ -80,7 +90,8 @@ public struct WeightedDeltaSum {
       let update = updates[client]
       let delta = update.delta + blockStart
       if let coverage = update.coverage {
-        Self.accumulateMasked(sums.pointer, weightSums.pointer, delta, coverage + blockStart, weights[client], length)
+        Self.accumulateMasked(sums.pointer, weightSums.pointer, delta, coverage + blockStart, weights[client],
+                              normalizingWeights[client], length)
         client += 1
       } else if !masked, client + 4 <= updates.count {
         // Four clients per pass over the accumulator: the same fused multiply-adds in the
@@ -92,7 +103,7 @@ public struct WeightedDeltaSum {
         client += 4
       } else {
         Self.accumulate(sums.pointer, delta, weights[client], length)
-        if masked { Self.addConstant(weightSums.pointer, weights[client], length) }
+        if masked { Self.addConstant(weightSums.pointer, normalizingWeights[client], length) }
         client += 1
       }
     }
@@ -162,10 +173,11 @@ public struct WeightedDeltaSum {
   @inline(__always)
   private static func accumulateMasked(_ sums: UnsafeMutablePointer<Double>, _ weightSums: UnsafeMutablePointer<Double>,
                                        _ delta: UnsafePointer<Float>, _ coverage: UnsafePointer<UInt8>,
-                                       _ weight: Double, _ length: Int) {
+                                       _ weight: Double, _ normalizingWeight: Double, _ length: Int) {
     let sumBytes = UnsafeMutableRawPointer(sums)
     let weightBytes = UnsafeMutableRawPointer(weightSums)
     let weights = SIMD8<Double>(repeating: weight)
+    let normalizingWeights = SIMD8<Double>(repeating: normalizingWeight)
     var index = 0
     while index + 8 <= length {
       let flags = UnsafeRawPointer(coverage).loadUnaligned(fromByteOffset: index, as: SIMD8<UInt8>.self)
@@ -178,13 +190,14 @@ public struct WeightedDeltaSum {
       let sum = sumBytes.loadUnaligned(fromByteOffset: index * 8, as: SIMD8<Double>.self)
       let weightSum = weightBytes.loadUnaligned(fromByteOffset: index * 8, as: SIMD8<Double>.self)
       sumBytes.storeBytes(of: sum.addingProduct(values, weights), toByteOffset: index * 8, as: SIMD8<Double>.self)
-      weightBytes.storeBytes(of: weightSum.addingProduct(ones, weights), toByteOffset: index * 8, as: SIMD8<Double>.self)
+      weightBytes.storeBytes(of: weightSum.addingProduct(ones, normalizingWeights), toByteOffset: index * 8,
+                             as: SIMD8<Double>.self)
       index += 8
     }
     while index < length {
       if coverage[index] != 0 {
         sums[index] = sums[index].addingProduct(Double(delta[index]), weight)
-        weightSums[index] = weightSums[index].addingProduct(1, weight)
+        weightSums[index] = weightSums[index].addingProduct(1, normalizingWeight)
       }
       index += 1
     }

@@ -115,7 +115,10 @@ struct PluginValidationTests {
 /// Every plugin FedHost ships, and the third-party example in plain C, pass the conformance run.
 @Suite("Shipped plugins pass host plugins validate")
 struct ShippedPluginConformanceTests {
-  @Test(arguments: ["libFedAvg.so", "libFedProx.so", "libSimilarityAware.so", "libMEFLVariance.so"])
+  @Test(arguments: ["libFedAvg.so", "libFedProx.so", "libSimilarityAware.so", "libMEFLVariance.so",
+                    "libFedAvgM.so", "libFedAdam.so", "libFedYogi.so", "libFedAdagrad.so", "libFedMedian.so",
+                    "libFedTrimmedAvg.so", "libKrum.so", "libMultiKrum.so", "libBulyan.so", "libQFedAvg.so",
+                    "libDPFedAvg.so"])
   func swiftPlugin(_ name: String) throws {
     let run = try runHost(["plugins", "validate", name])
     #expect(run.status == 0, "\(run.stdout)")

@@ -85,7 +85,12 @@ struct ParallelAggregationTests {
   /// threads, nor on whether the host has threads.
   @Test(arguments: [("FedAvg", "{}", true), ("FedProx", "{}", true), ("SimilarityAware", "{}", true),
                     ("SimilarityAware", "{}", false), ("MEFLVariance", #"{"variance_mode": "v1"}"#, true),
-                    ("MEFLVariance", #"{"variance_mode": "v2"}"#, true), ("MEFLVariance", #"{"variance_mode": "v3"}"#, false)])
+                    ("MEFLVariance", #"{"variance_mode": "v2"}"#, true), ("MEFLVariance", #"{"variance_mode": "v3"}"#, false),
+                    ("FedAvgM", #"{"server_momentum": 0.9}"#, true), ("FedAdam", "{}", true), ("FedYogi", "{}", false),
+                    ("FedAdagrad", "{}", true), ("FedMedian", "{}", true), ("FedTrimmedAvg", #"{"beta": 0.3}"#, false),
+                    ("Krum", "{}", true), ("MultiKrum", #"{"num_clients_to_keep": 3}"#, false),
+                    ("Bulyan", #"{"num_malicious_clients": 0}"#, true), ("QFedAvg", "{}", true),
+                    ("DPFedAvg", #"{"clipping_norm": 0.5, "noise_multiplier": 1}"#, true)])
   func sameBitsOnOneThreadTwoThreadsAndAnOlderHost(plugin name: String, config: String, masked: Bool) throws {
     var random = TestRandom(seed: 41)
     let count = 400_003
@@ -96,7 +101,8 @@ struct ParallelAggregationTests {
       let coverage: [UInt8]? = masked && client % 3 == 2 ? random.mask(count, coverage: 0.7) : nil
       return PluginFixture.update(UInt32(client), delta, samples: UInt64(10 + client), coverage: coverage,
                                   metrics: ["query_loss": Double(random.below(100)) / 50,
-                                            "grad_var": Double(random.below(100)) / 1000])
+                                            "grad_var": Double(random.below(100)) / 1000,
+                                            "train_loss": Double(random.below(100)) / 40])
     }
     let rounds: [[ClientUpdate]] = (0..<3).map { _ in (0..<6).map(update) }
     func run(threads: Int, hostABIMinor: UInt32) throws -> [([Float], [Double])] {

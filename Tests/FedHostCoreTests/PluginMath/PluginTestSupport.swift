@@ -43,7 +43,7 @@ enum PluginFixture {
     return (output.array, weights)
   }
 
-  /// Compiles the C plugin at `source` (relative to the package root) with the system C
+  /// Compiles the C plugin at `source` (relative to the package root, or absolute) with the system C
   /// compiler, as C `standard`, into a temporary directory and opens it through the host's loader.
   static func compileCPlugin(_ source: String, name: String, standard: String,
                              extraArguments: [String] = []) throws -> PluginLibrary {
@@ -51,7 +51,8 @@ enum PluginFixture {
     let compiler = Process()
     compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     compiler.arguments = ["cc", "-std=\(standard)", "-O2", "-Wall", "-Werror", "-fPIC", "-shared", "-fvisibility=hidden",
-                          "-I", packageRoot + "/Sources/PluginAPI/include", "-o", output, packageRoot + "/" + source]
+                          "-I", packageRoot + "/Sources/PluginAPI/include", "-o", output,
+                          source.hasPrefix("/") ? source : packageRoot + "/" + source]
       + extraArguments
     try compiler.run()
     compiler.waitUntilExit()
