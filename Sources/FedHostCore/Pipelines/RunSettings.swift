@@ -361,7 +361,7 @@ extension RunSettings {
              default: { _, kind in kind == .fl ? 20 : 10 }),
     .integer("centralized_epochs", "epochs of the centralized bound on the pooled training data", protocols: flOnly,
              \.centralizedEpochs, atLeast: 1, atMost: 100_000, default: { _, _ in 20 }),
-    .choice("threshold", "decision threshold of binary tasks: f1 (F1-optimal on the validation slice) or fixed (0.5)",
+    .choice("threshold", "decision threshold of binary tasks: F1-optimal on the validation slice, or 0.5",
             \.threshold, default: { preset, kind in preset == .paper && kind == .fedMetaAlign ? .f1 : .fixed }),
   ]
 }

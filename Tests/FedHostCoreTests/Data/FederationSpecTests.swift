@@ -138,3 +138,49 @@ struct DataFederationSpecTests {
     #expect(message?.hasPrefix("spec.json: partition: Dirichlet(α = 0.001) left a client empty") == true)
   }
 }
+
+@Suite("Data: a spec's full class list")
+struct DataClassListTests {
+  private static let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fedhost-classes-\(getpid())")
+
+  private func load(_ spec: String, files: [String: String]) throws -> FederationData {
+    try FileManager.default.createDirectory(at: Self.directory, withIntermediateDirectories: true)
+    for (name, text) in files { try text.write(to: Self.directory.appendingPathComponent(name), atomically: true, encoding: .utf8) }
+    return try FederationSpec.parse(Data(spec.utf8), fileName: "spec.json").loadData(dataDirectory: Self.directory)
+  }
+
+  @Test func aDeviceMissingAClassLoadsWithTheFullList() throws {
+    let files = ["a.csv": "x,y\n1,red\n2,green\n3,blue\n", "b.csv": "x,y\n4,blue\n5,blue\n6,red\n"]
+    let classes = #""task": "multiclass", "classes": ["red", "green", "blue"]"#
+    let data = try load(#"""
+      {"devices": [{"name": "a", "dataset": "a.csv", "label": "y", \#(classes)},
+                   {"name": "b", "dataset": "b.csv", "label": "y", \#(classes)}]}
+      """#, files: files)
+    #expect(data.devices.map(\.dataset.classNames) == [["red", "green", "blue"], ["red", "green", "blue"]])
+    #expect(data.devices[1].dataset.samples.labels == [2, 2, 0])
+    // Without the list, b's classes differ from a's and loading says so.
+    let message = DataTestSupport.errorMessage {
+      _ = try load(#"{"devices": [{"name": "a", "dataset": "a.csv", "label": "y", "task": "multiclass"}, {"name": "b", "dataset": "b.csv", "label": "y", "task": "multiclass"}]}"#,
+                   files: files)
+    }
+    #expect(message?.contains("differ from a's") == true)
+  }
+
+  @Test func badClassListsAreOneLine() throws {
+    let files = ["c.csv": "x,y\n1,red\n2,pink\n"]
+    let unknown = DataTestSupport.errorMessage {
+      _ = try load(#"{"devices": [{"name": "c", "dataset": "c.csv", "label": "y", "task": "multiclass", "classes": ["red", "green"]}]}"#,
+                   files: files)
+    }
+    #expect(unknown == #"c.csv:3: class "pink" is not in the spec's classes ["red", "green"]"#)
+    let twice = DataTestSupport.errorMessage {
+      _ = try load(#"{"devices": [{"name": "c", "dataset": "c.csv", "label": "y", "task": "multiclass", "classes": ["red", "red"]}]}"#,
+                   files: files)
+    }
+    #expect(twice == "spec.json: devices[0].classes: names a class twice")
+    let binary = DataTestSupport.errorMessage {
+      _ = try load(#"{"devices": [{"name": "c", "dataset": "c.csv", "label": "y", "classes": ["0", "1"]}]}"#, files: files)
+    }
+    #expect(binary == "spec.json: devices[0].classes: only for multi-class tasks (a binary task's classes are 0 and 1)")
+  }
+}

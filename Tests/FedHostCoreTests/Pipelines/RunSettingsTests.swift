@@ -122,4 +122,13 @@ struct RunSettingsTests {
     #expect(lines[0] == "protocol fed-meta-align, preset paper")
     #expect(lines[1].contains("learning_rate 1e-05") && lines[1].contains("phases 20/50/30"))
   }
+
+  @Test func theSpecDocumentationListsEveryOption() throws {
+    let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("docs/federation-spec.md")
+    let text = try String(contentsOf: docs, encoding: .utf8)
+    for option in RunSettings.options {
+      #expect(text.contains("`\(option.key)`"), "docs/federation-spec.md does not document training.\(option.key)")
+    }
+  }
 }
