@@ -66,19 +66,20 @@ extension RunSettings {
 
 extension FederationEngine {
   /// Rounds `first..<count` from `global`: `participants(round)` chooses who trains; after
-  /// every round the global model is evaluated on every client's test part, reported and
-  /// checkpointed. Returns the final global model and every round's record.
+  /// every round the global model is evaluated on the participants' test parts (every client's
+  /// when all take part; a sample's, as federated evaluation does, when a round samples a few of
+  /// thousands), reported and checkpointed. Returns the final global model and every round's record.
   func runRounds(from global: ParameterVector, strategy: Strategy, records: [RoundRecord], count: Int, label: String,
                  participants: (Int) -> [Int], checkpoint: (ParameterVector, [RoundRecord]) throws -> Void,
                  progress: (String) -> Void) throws -> (ParameterVector, [RoundRecord]) {
     var global = global
     var records = records
-    let everyone = Array(0..<clients.count)
     for round in records.count..<count {
       let clock = ContinuousClock.now
-      let (next, weights) = try runRound(round, global: global, strategy: strategy, participants: participants(round))
+      let chosen = participants(round)
+      let (next, weights) = try runRound(round, global: global, strategy: strategy, participants: chosen)
       global = next
-      let evaluations = try evaluateOnTests(global, clients: everyone)
+      let evaluations = try evaluateOnTests(global, clients: chosen)
       let record = RoundRecord(round: round + 1, testAccuracy: evaluations.map(\.accuracy),
                                testLoss: evaluations.map(\.meanLoss), weights: weights, seconds: clock.secondsSince)
       records.append(record)
