@@ -37,6 +37,10 @@ func runHost(_ arguments: [String]) -> Int32 {
   } catch let error as UsageError {
     FileHandle.standardError.write(Data("host: \(error)\n".utf8))
     return 2
+  } catch let error as InputError {
+    // A bad data, spec or model file is the caller's to fix, like a bad flag.
+    FileHandle.standardError.write(Data("host: \(error)\n".utf8))
+    return 2
   } catch {
     FileHandle.standardError.write(Data("host: error: \(error)\n".utf8))
     return 1

@@ -165,7 +165,7 @@ struct PipelineTests {
     let spec = directory + "/spec.json"
     try #"{"devices": [{"name": "a", "dataset": "x.csv", "lable": "y"}]}"#.write(toFile: spec, atomically: true, encoding: .utf8)
     let run = try runHost(["--aggregator", "libFedAvg.so", "--federation", spec])
-    #expect(run.status == 1)
+    #expect(run.status == 2)
     #expect(run.stderr.contains("spec.json: devices[0].lable: unknown key"), "\(run.stderr)")
     #expect(run.stderr.split(separator: "\n").count == 1)
   }
