@@ -243,15 +243,8 @@ public struct StrictJSON {
     guard position < bytes.count else { throw failure("string is never closed") }
     let byte = bytes[position]
     position += 1
+    if let scalar = Self.simpleEscapes[byte] { return scalar }
     switch byte {
-    case UInt8(ascii: "\""): return "\""
-    case UInt8(ascii: "\\"): return "\\"
-    case UInt8(ascii: "/"): return "/"
-    case UInt8(ascii: "b"): return "\u{08}"
-    case UInt8(ascii: "f"): return "\u{0C}"
-    case UInt8(ascii: "n"): return "\n"
-    case UInt8(ascii: "r"): return "\r"
-    case UInt8(ascii: "t"): return "\t"
     case UInt8(ascii: "u"):
       let high = try hexQuad()
       if (0xDC00...0xDFFF).contains(high) { throw failure("lone low surrogate \\u\(String(high, radix: 16))") }
@@ -270,6 +263,12 @@ public struct StrictJSON {
       throw failure("unknown escape: \\ followed by \(describeNext()) in a string")
     }
   }
+
+  /// RFC 8259's one-character escapes: the byte after the backslash and what it stands for.
+  private static let simpleEscapes: [UInt8: Unicode.Scalar] = [
+    UInt8(ascii: "\""): "\"", UInt8(ascii: "\\"): "\\", UInt8(ascii: "/"): "/", UInt8(ascii: "b"): "\u{08}",
+    UInt8(ascii: "f"): "\u{0C}", UInt8(ascii: "n"): "\n", UInt8(ascii: "r"): "\r", UInt8(ascii: "t"): "\t",
+  ]
 
   private mutating func hexQuad() throws(JSONSyntaxError) -> UInt32 {
     var value: UInt32 = 0
