@@ -60,8 +60,16 @@ enum ExportCommand {
     } else {
       device = devices[0]
     }
-    guard device.train.width == architecture.inputWidth, device.classNames.count == architecture.classCount else {
-      throw UsageError("model \(architecture) does not fit device \(device.name): \(device.train.width) inputs, \(device.classNames.count) classes")
+    var mismatches = [String]()
+    if device.train.width != architecture.inputWidth {
+      mismatches.append("the model takes \(architecture.inputWidth) inputs, the device's rows have \(device.train.width)")
+    }
+    if device.classNames.count != architecture.classCount {
+      mismatches.append("the model has \(architecture.classCount) classes, the device \(device.classNames.count)")
+    }
+    guard mismatches.isEmpty else {
+      throw UsageError("model \(modelPath) (\(architecture)) does not fit device \"\(device.name)\" of the \(source): "
+                         + mismatches.joined(separator: "; ") + " (was it trained on another federation?)")
     }
 
     let (report, files) = try TinyMLExporter.export(

@@ -40,6 +40,7 @@ func runHost(_ arguments: [String]) -> Int32 {
     FileHandle.standardError.write(Data("host: \(error)\n".utf8))
     return 2
   } catch let error as InputError {
+    // A bad data, spec or model file is the caller's to fix, like a bad flag.
     FileHandle.standardError.write(Data("host: \(error)\n".utf8))
     return 2
   } catch {

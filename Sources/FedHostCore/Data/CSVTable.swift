@@ -5,7 +5,9 @@ import Foundation
 /// Reads the real files' quirks: a UTF-8 byte-order mark, CRLF or LF (or CR) line ends, quoted
 /// fields (with `""` escapes and embedded line breaks), a missing final newline, blank lines, and
 /// trailing unnamed columns that are empty in every row (`Ia,…,Vc,,`), which are dropped.
-/// Every problem is a `DataError` naming the file and line; reading never traps.
+/// Every problem is a `DataError` naming the file and line; reading never traps. Text must be
+/// UTF-8 without NUL bytes: a NUL would end the number early in `strtod` (`1\0junk` read as 1),
+/// and invalid UTF-8 would turn into U+FFFD and silently rename a column.
 public struct CSVTable: Sendable, Equatable {
   /// The file name used in error messages.
   public let fileName: String
@@ -34,6 +36,10 @@ public struct CSVTable: Sendable, Equatable {
     let name = url.lastPathComponent
     guard FileManager.default.fileExists(atPath: url.path) else {
       throw DataError(file: name, "no such file in \(url.deletingLastPathComponent().path)")
+    }
+    let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+    guard size <= InputLimits.csvBytes else {
+      throw DataError(file: name, "\(size) bytes exceed the limit of \(InputLimits.csvBytes) bytes for one CSV file")
     }
     let bytes: Data
     do {
@@ -155,8 +161,15 @@ public struct CSVTable: Sendable, Equatable {
       var line = 1
       var recordLine = 1
 
-      func text(_ start: Int, _ stop: Int) -> String {
-        String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<stop]), as: UTF8.self)
+      // The field's text, or a DataError if it holds a NUL byte or is not valid UTF-8.
+      func text<Bytes: Collection<UInt8>>(_ field: Bytes) throws -> String {
+        if field.contains(0) {
+          throw DataError(file: fileName, line: line, "field \(fields.count + 1) holds a NUL byte")
+        }
+        guard let text = String(validating: field, as: UTF8.self) else {
+          throw DataError(file: fileName, line: line, "field \(fields.count + 1) is not valid UTF-8")
+        }
+        return text
       }
       // Consumes a line end at `position` if there is one; returns whether it did.
       func consumeLineEnd() -> Bool {
@@ -204,7 +217,7 @@ public struct CSVTable: Sendable, Equatable {
             guard closed else {
               throw DataError(file: fileName, line: openedOn, "quoted field is never closed")
             }
-            fields.append(String(decoding: value, as: UTF8.self))
+            fields.append(try text(value))
             guard position >= end || buffer[position] == comma || buffer[position] == newline
               || buffer[position] == carriageReturn
             else {
@@ -218,7 +231,7 @@ public struct CSVTable: Sendable, Equatable {
             {
               position += 1
             }
-            fields.append(text(start, position))
+            fields.append(try text(UnsafeBufferPointer(rebasing: buffer[start..<position])))
           }
           if position < end, buffer[position] == comma {
             position += 1  // a comma as the very last byte opens one more, empty, field

@@ -1,7 +1,7 @@
 /// A problem with an input file: a CSV that cannot be read, or a dataset description that does
 /// not fit the file. The description is one line, `file:line: message` (or `file: message`
 /// when no single line is at fault), so a user can jump straight to the offending cell.
-public struct DataError: Error, CustomStringConvertible, Equatable, Sendable, InputError {
+public struct DataError: InputError, Equatable, Sendable {
   /// The file name (without directories) the problem was found in.
   public let file: String
   /// The 1-based line of the file, header included; nil for whole-file problems.
@@ -16,14 +16,13 @@ public struct DataError: Error, CustomStringConvertible, Equatable, Sendable, In
   }
 
   public var description: String {
-    if let line { return "\(file):\(line): \(message)" }
-    return "\(file): \(message)"
+    (line.map { "\(file):\($0): \(message)" } ?? "\(file): \(message)").escapingControlCharacters
   }
 }
 
 /// A problem with a federation spec file. The description names the file and the key path,
 /// e.g. `spec.json: devices[1].label: missing`.
-public struct SpecError: Error, CustomStringConvertible, Equatable, Sendable, InputError {
+public struct SpecError: InputError, Equatable, Sendable {
   public let file: String
   /// The JSON key path, such as `devices[1].label`; empty for the document as a whole.
   public let path: String
@@ -36,7 +35,7 @@ public struct SpecError: Error, CustomStringConvertible, Equatable, Sendable, In
   }
 
   public var description: String {
-    path.isEmpty ? "\(file): \(message)" : "\(file): \(path): \(message)"
+    (path.isEmpty ? "\(file): \(message)" : "\(file): \(path): \(message)").escapingControlCharacters
   }
 }
 

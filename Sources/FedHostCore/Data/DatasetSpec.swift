@@ -88,7 +88,13 @@ public struct DatasetSpec: Sendable, Equatable {
       throw DataError(file: file, "pad_to \(width) is smaller than the \(inputs.count) features")
     }
 
+    guard width <= InputLimits.inputWidth else {
+      throw DataError(file: file, "\(width) inputs per row (after one-hot encoding) exceed the limit of \(InputLimits.inputWidth)")
+    }
     let rows = table.rowCount
+    guard rows <= InputLimits.featureValues / width else {
+      throw DataError(file: file, "\(rows) rows × \(width) inputs exceed the limit of \(InputLimits.featureValues) feature values")
+    }
     var features = [Float](repeating: 0, count: rows * width)
     for (column, input) in inputs.enumerated() {
       for row in 0..<rows { features[row * width + column] = Float(input.values[row]) }

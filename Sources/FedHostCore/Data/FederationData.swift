@@ -235,6 +235,7 @@ extension FederationSpec {
                         "classes \(dataset.classNames) differ from \(reference.name)'s \(reference.dataset.classNames)")
       }
     }
+    try checkClasses(devices, paths: paths)
     var data = FederationData(devices: devices, pretraining: pretraining, splits: splits, training: training)
     if let splitsFrom {
       let directory = splitsFrom.hasPrefix("/") ? URL(fileURLWithPath: splitsFrom)
@@ -242,6 +243,27 @@ extension FederationSpec {
       data.fixedSplits = try SplitDump.readSplits(from: directory, for: data, spec: fileName)
     }
     return data
+  }
+
+  /// A device whose rows are all one class scores 100 % by answering that class, so a binary task
+  /// needs both classes on every device, and any task needs two classes in the federation.
+  /// Dirichlet partitions are exempt per device: one-class clients are the label skew they model.
+  private func checkClasses(_ devices: [FederatedDevice], paths: [String]) throws {
+    let classNames = devices[0].dataset.classNames
+    guard classNames.count >= 2 else {
+      throw SpecError(file: fileName, path: paths[0],
+                      "every row of every device is class \"\(classNames.first ?? "")\"; the task needs at least two classes")
+    }
+    if case .partitioned(let partition) = self.devices, case .dirichlet = partition.method { return }
+    for (device, path) in zip(devices, paths) where device.dataset.task == .binary {
+      let counts = device.dataset.classCounts
+      guard let missing = counts.firstIndex(of: 0) else { continue }
+      let present = counts.indices.first { counts[$0] > 0 }.map { classNames[$0] } ?? ""
+      let source = device.dataset.name == device.name ? "" : " (\(device.dataset.name))"
+      throw SpecError(file: fileName, path: path,
+                      "device \"\(device.name)\"\(source) has only class \"\(present)\" in its \(device.dataset.samples.count) rows, "
+                        + "no class \"\(classNames[missing])\"; a binary task needs rows of both classes")
+    }
   }
 
   private func partitionDevices(_ partition: Partition, dataset: LabelledDataset,

@@ -1,5 +1,20 @@
 import Foundation
 
+/// Upper bounds on sizes read from input files. Each keeps an absurd value (a typo, a fuzzed
+/// file) from becoming an allocation that traps; the limits are far above any TinyML federation.
+public enum InputLimits {
+  /// Input features per row after one-hot encoding and padding (`pad_to`).
+  public static let inputWidth = 4096
+  /// Clients of a partitioned dataset (FedHost's scale benchmark runs 10,000).
+  public static let clients = 100_000
+  /// A device's `flash_bytes` / `ram_bytes`: 1 TiB.
+  public static let memoryBytes = 1 << 40
+  /// Feature values of one dataset (rows × input width): 2^28 floats, 1 GiB.
+  public static let featureValues = 1 << 28
+  /// Size of one CSV file: 1 GiB.
+  public static let csvBytes = 1 << 30
+}
+
 /// A device's storage and memory limits, for choosing a model size that fits.
 public struct MemoryBudget: Sendable, Hashable {
   public var flashBytes: Int
@@ -116,7 +131,9 @@ public struct FederationSpec: Sendable, Equatable {
     do {
       data = try Data(contentsOf: url)
     } catch {
-      throw SpecError(file: url.lastPathComponent, path: "", "cannot read file")
+      let exists = FileManager.default.fileExists(atPath: url.path)
+      throw SpecError(file: url.lastPathComponent, path: "",
+                      exists ? "cannot read file" : "no such file in \(url.deletingLastPathComponent().path)")
     }
     return try parse(data, fileName: url.lastPathComponent)
   }
@@ -176,7 +193,7 @@ public struct FederationSpec: Sendable, Equatable {
     let task = try object.optional("task").map {
       DatasetSpec.Task(rawValue: try $0.choice(["binary", "multiclass"]))!
     }
-    let padTo = try object.integer("pad_to", atLeast: 1)
+    let padTo = try object.integer("pad_to", in: 1...InputLimits.inputWidth)
     var classes: [String]?
     if let node = object.optional("classes") {
       let names = try node.stringArray()
@@ -199,10 +216,10 @@ public struct FederationSpec: Sendable, Equatable {
   private static func parseProfile(_ object: SpecObject) throws -> Profile {
     let memory = try object.optional("memory").map { node -> MemoryBudget in
       let budget = try node.object(allowed: ["flash_bytes", "ram_bytes"])
-      guard let flash = try budget.integer("flash_bytes", atLeast: 1) else {
+      guard let flash = try budget.integer("flash_bytes", in: 1...InputLimits.memoryBytes) else {
         throw node.child("flash_bytes", .null).error("missing")
       }
-      guard let ram = try budget.integer("ram_bytes", atLeast: 1) else {
+      guard let ram = try budget.integer("ram_bytes", in: 1...InputLimits.memoryBytes) else {
         throw node.child("ram_bytes", .null).error("missing")
       }
       return MemoryBudget(flashBytes: flash, ramBytes: ram)
@@ -241,7 +258,7 @@ public struct FederationSpec: Sendable, Equatable {
       throw node.child(key, .null).error("only used with method " + owners.map { "\"\($0)\"" }.joined(separator: " or "))
     }
     let method = try parsePartitionMethod(methodName, object, node)
-    let clients = try object.integer("clients", atLeast: 1)
+    let clients = try object.integer("clients", in: 1...InputLimits.clients)
     if clients == nil && methodName != "column" { throw node.child("clients", .null).error("missing") }
     let profileNodes = try object.optional("profiles")?.array() ?? []
     let profiles = try profileNodes.map { try parseProfile($0.object(allowed: profileKeys)) }

@@ -1,62 +1,15 @@
 import Foundation
 
-/// A parsed JSON value. Decoded through `JSONDecoder` so that `true` is never read as 1.
-enum JSONValue: Decodable, Equatable, Sendable {
-  case null
-  case bool(Bool)
-  case number(Double)
-  case string(String)
-  case array([JSONValue])
-  case object([String: JSONValue])
-
-  init(from decoder: Decoder) throws {
-    let container = try decoder.singleValueContainer()
-    if container.decodeNil() {
-      self = .null
-    } else if let value = try? container.decode(Bool.self) {
-      self = .bool(value)
-    } else if let value = try? container.decode(Double.self) {
-      self = .number(value)
-    } else if let value = try? container.decode(String.self) {
-      self = .string(value)
-    } else if let value = try? container.decode([JSONValue].self) {
-      self = .array(value)
-    } else {
-      self = .object(try container.decode([String: JSONValue].self))
-    }
-  }
-
-  var kind: String {
-    switch self {
-    case .null: "null"
-    case .bool: "a boolean"
-    case .number: "a number"
-    case .string: "a string"
-    case .array: "an array"
-    case .object: "an object"
-    }
-  }
-}
-
 /// One value of a spec file and its key path, with typed accessors whose errors name that path.
 struct SpecNode: Equatable, Sendable {
   let value: JSONValue
   let path: String
   let file: String
 
+  /// The whole document, read strictly (see `StrictJSON`): a duplicate key or a trailing comma
+  /// is an error naming its line and column, not a silent choice.
   static func parse(_ data: Data, file: String) throws -> SpecNode {
-    do {
-      return SpecNode(value: try JSONDecoder().decode(JSONValue.self, from: data), path: "", file: file)
-    } catch let error as DecodingError {
-      var reason = "not valid JSON"
-      if case .dataCorrupted(let context) = error {
-        let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-        if let detail = underlying ?? Optional(context.debugDescription) {
-          reason += " (\(detail.split(whereSeparator: \.isNewline).joined(separator: " ")))"
-        }
-      }
-      throw SpecError(file: file, path: "", reason)
-    }
+    SpecNode(value: try StrictJSON.parse([UInt8](data), file: file), path: "", file: file)
   }
 
   func error(_ message: String) -> SpecError { SpecError(file: file, path: path, message) }
@@ -101,6 +54,15 @@ struct SpecNode: Equatable, Sendable {
       throw error("expected an integer, found \(number)")
     }
     return Int(number)
+  }
+
+  /// An integer in `range`; absurd sizes are refused here, before anything is allocated for them.
+  func integer(in range: ClosedRange<Int>) throws -> Int {
+    let value = try integer()
+    guard range.contains(value) else {
+      throw error("must be between \(range.lowerBound) and \(range.upperBound), not \(value)")
+    }
+    return value
   }
 
   func stringArray() throws -> [String] { try array().map { try $0.string() } }
@@ -159,6 +121,10 @@ struct SpecObject {
     let value = try child.number()
     guard valid(value) else { throw child.error("must be \(rule), not \(value)") }
     return value
+  }
+
+  func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+    try optional(key)?.integer(in: range)
   }
 
   func integer(_ key: String, atLeast minimum: Int) throws -> Int? {

@@ -1,6 +1,7 @@
 /// The flatbuffer as C source for a TFLite Micro application: the bytes as a 16-byte aligned
 /// `const unsigned char` array, and a header with the array, the input/output quantization, the
-/// suggested tensor arena size and, when known, the device's input standardization.
+/// suggested tensor arena size, the TFLite Micro op resolver the model needs and, when known, the
+/// device's input standardization.
 public enum CArrayWriter {
   /// What the header describes besides the array.
   public struct Interface {
@@ -70,7 +71,8 @@ public enum CArrayWriter {
       "#define \(macro)_OUTPUT_ZERO_POINT (\(model.output.zeroPoint))",
       "/* Suggested TFLite Micro tensor arena: \(interface.footprint.activationBytes) B of activations plus interpreter bookkeeping. */",
       "#define \(macro)_TENSOR_ARENA_BYTES \(interface.footprint.arenaBytes)",
-    ]
+      "",
+    ] + tfliteMicroSetup(name: name, macro: macro, calls: TFLiteWriter.resolverCalls(for: model))
     if let standardizer = interface.standardizer {
       lines += [
         "",
@@ -83,6 +85,26 @@ public enum CArrayWriter {
     }
     lines += ["", "#ifdef __cplusplus", "}", "#endif", "", "#endif  // \(macro)_H", ""]
     return lines.joined(separator: "\n")
+  }
+
+  /// A comment with the TFLite Micro code that runs the model: the op resolver registering
+  /// exactly the model's operators, the arena, the interpreter.
+  private static func tfliteMicroSetup(name: String, macro: String, calls: [String]) -> [String] {
+    [
+      "/* Running it with TFLite Micro (C++); the model needs exactly these \(calls.count) operators:",
+      " *",
+      " *   #include \"tensorflow/lite/micro/micro_interpreter.h\"",
+      " *   #include \"tensorflow/lite/micro/micro_mutable_op_resolver.h\"",
+      " *",
+      " *   static tflite::MicroMutableOpResolver<\(calls.count)> resolver;",
+    ] + calls.map { " *   resolver.\($0);" } + [
+      " *   alignas(16) static uint8_t tensor_arena[\(macro)_TENSOR_ARENA_BYTES];",
+      " *   tflite::MicroInterpreter interpreter(tflite::GetModel(\(name)), resolver, tensor_arena, \(macro)_TENSOR_ARENA_BYTES);",
+      " *   interpreter.AllocateTensors();",
+      " *   // fill interpreter.input(0)->data.int8, interpreter.Invoke(), read interpreter.output(0)->data.int8",
+      " */",
+      "#define \(macro)_OPERATOR_COUNT \(calls.count)",
+    ]
   }
 
   private static func hex(_ byte: UInt8) -> String {

@@ -17,6 +17,23 @@ public enum TFLiteWriter {
     enum Activation { static let none: Int8 = 0, relu: Int8 = 1 }
   }
 
+  /// The SignatureDef's key and tensor names (the converter's default key).
+  public static let signatureKey = "serving_default", signatureInput = "input", signatureOutput = "probabilities"
+
+  /// The TFLite Micro `MicroMutableOpResolver` calls a model needs, one per distinct operator, in
+  /// the file's operator-code order.
+  public static func resolverCalls(for model: QuantizedMLP) -> [String] {
+    var writer = GraphWriter(model: model)
+    writer.plan()
+    return writer.operatorCodes.map { code in
+      switch code.builtin {
+      case Schema.BuiltinOperator.fullyConnected: "AddFullyConnected()"
+      case Schema.BuiltinOperator.logistic: "AddLogistic()"
+      default: "AddSoftmax()"
+      }
+    }
+  }
+
   /// The flatbuffer's bytes. `description` goes into the model's description string.
   public static func flatbuffer(for model: QuantizedMLP, description: String) -> [UInt8] {
     var builder = FlatBufferBuilder()
@@ -97,12 +114,32 @@ public enum TFLiteWriter {
     let subgraphs = builder.vector([subgraph])
     let descriptionString = builder.string(description)
     let bufferVector = builder.vector(buffers)
+    // One SignatureDef, as TFLite's converter writes for a Keras model, so that
+    // `get_signature_runner()` and signature-based loaders find the input and output by name.
+    let signatureMaps = [(TFLiteWriter.signatureInput, writer.inputTensor), (TFLiteWriter.signatureOutput, writer.outputTensor)]
+      .map { name, tensor -> FlatBufferBuilder.Offset in
+        let nameString = builder.string(name)
+        builder.startTable()  // TensorMap
+        builder.add(0, nameString)
+        builder.add(1, UInt32(tensor))
+        return builder.endTable()
+      }
+    let signatureInputs = builder.vector([signatureMaps[0]])
+    let signatureOutputs = builder.vector([signatureMaps[1]])
+    let signatureKey = builder.string(TFLiteWriter.signatureKey)
+    builder.startTable()  // SignatureDef; subgraph_index stays at its default 0
+    builder.add(0, signatureInputs)
+    builder.add(1, signatureOutputs)
+    builder.add(2, signatureKey)
+    let signature = builder.endTable()
+    let signatures = builder.vector([signature])
     builder.startTable()  // Model
     builder.add(0, Schema.version)
     builder.add(1, operatorCodeVector)
     builder.add(2, subgraphs)
     builder.add(3, descriptionString)
     builder.add(4, bufferVector)
+    builder.add(7, signatures)
     let root = builder.endTable()
     return builder.finish(root: root, fileIdentifier: Schema.fileIdentifier)
   }

@@ -1,3 +1,5 @@
-/// An error caused by what the user gave (a flag, a spec, a data file): the command line
-/// reports it as one line with exit status 2, and nothing has been written.
+/// An error caused by what the user gave the program (a flag, a data file, a spec, a model file),
+/// as opposed to a failure of the program or the machine. Its description is one line naming the
+/// flag, or the file and the place in it; the `host` executable reports these with exit code 2,
+/// like a usage error, and nothing has been written.
 public protocol InputError: Error, CustomStringConvertible {}
