@@ -100,17 +100,7 @@ struct WireChannel {
     }
     var bytesCopy = bytes
     let sent = bytesCopy.withUnsafeMutableBytes { payload in
-      control.withUnsafeMutableBytes { controlBytes in
-        var vector = iovec(iov_base: payload.baseAddress, iov_len: payload.count)
-        return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-          var header = msghdr()
-          header.msg_iov = vectorPointer
-          header.msg_iovlen = 1
-          header.msg_control = controlBytes.baseAddress
-          header.msg_controllen = controlBytes.count
-          return sendmsg(descriptor, &header, Int32(MSG_NOSIGNAL))
-        }
-      }
+      withMessageHeader(payload, &control) { header, _ in sendmsg(descriptor, &header, Int32(MSG_NOSIGNAL)) }
     }
     guard sent > 0 else { throw WireFailure.closed }
     return sent
@@ -146,27 +136,36 @@ struct WireChannel {
     while offset < buffer.count {
       if let deadline { try wait(until: deadline, other: other, whileWaiting: whileWaiting) }
       var control = [UInt8](repeating: 0, count: controlSpace)
-      let received = control.withUnsafeMutableBytes { controlBytes in
-        var vector = iovec(iov_base: buffer.baseAddress! + offset, iov_len: buffer.count - offset)
-        return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-          var header = msghdr()
-          header.msg_iov = vectorPointer
-          header.msg_iovlen = 1
-          header.msg_control = controlBytes.baseAddress
-          header.msg_controllen = controlBytes.count
-          let count = recvmsg(descriptor, &header, Int32(MSG_CMSG_CLOEXEC))
-          if count > 0, header.msg_controllen >= Int(controlLength) {
-            let cmsg = controlBytes.baseAddress!.assumingMemoryBound(to: cmsghdr.self).pointee
-            if cmsg.cmsg_level == SOL_SOCKET, cmsg.cmsg_type == Int32(SCM_RIGHTS) {
-              file = controlBytes.load(fromByteOffset: MemoryLayout<cmsghdr>.size, as: Int32.self)
-            }
+      let received = withMessageHeader(UnsafeMutableRawBufferPointer(rebasing: buffer[offset...]), &control) {
+        header, controlBytes in
+        let count = recvmsg(descriptor, &header, Int32(MSG_CMSG_CLOEXEC))
+        if count > 0, header.msg_controllen >= Int(controlLength) {
+          let cmsg = controlBytes.baseAddress!.assumingMemoryBound(to: cmsghdr.self).pointee
+          if cmsg.cmsg_level == SOL_SOCKET, cmsg.cmsg_type == Int32(SCM_RIGHTS) {
+            file = controlBytes.load(fromByteOffset: MemoryLayout<cmsghdr>.size, as: Int32.self)
           }
-          return count
         }
+        return count
       }
       if received < 0 && errno == EINTR { continue }
       guard received > 0 else { throw WireFailure.closed }
       offset += received
+    }
+  }
+
+  /// A `msghdr` over one data buffer and a control buffer, for sendmsg/recvmsg.
+  private func withMessageHeader<Result>(_ data: UnsafeMutableRawBufferPointer, _ control: inout [UInt8],
+                                         _ body: (inout msghdr, UnsafeMutableRawBufferPointer) -> Result) -> Result {
+    control.withUnsafeMutableBytes { controlBytes in
+      var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
+      return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+        var header = msghdr()
+        header.msg_iov = vectorPointer
+        header.msg_iovlen = 1
+        header.msg_control = controlBytes.baseAddress
+        header.msg_controllen = controlBytes.count
+        return body(&header, controlBytes)
+      }
     }
   }
 
