@@ -14,7 +14,8 @@ enum IsolationBenchmark {
     var rows: [BenchmarkRow] = []
 
     for (clients, parameters, label, calls) in [(1, 1, "1 × 1", quick ? 500 : 5_000),
-                                                (10, 10_000, "10 × 10,000", quick ? 100 : 1_000)] {
+                                                (10, 10_000, "10 × 10,000", quick ? 100 : 1_000),
+                                                (10, 1_000_000, "10 × 1,000,000", quick ? 5 : 20)] {
       let (global, updates) = workload(clients: clients, parameters: parameters)
       let output = ParameterVector(count: parameters)
       rows.append(try compare(
