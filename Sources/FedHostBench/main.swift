@@ -23,7 +23,7 @@ func benchmarkMain() -> Int32 {
   arguments.removeAll { $0 == "--quick" }
   let outDirectory = option("--out")
   let pluginDirectory = option("--plugins") ?? currentExecutableDirectory() ?? "."
-  let known = ["training", "aggregation", "export", "scale", "end-to-end"]
+  let known = ["training", "aggregation", "export", "scale", "end-to-end", "isolation"]
   if let unknown = arguments.first(where: { !known.contains($0) }) {
     FileHandle.standardError.write(Data("FedHostBench: unknown argument \(unknown); suites: \(known)\n".utf8))
     return 2
@@ -38,6 +38,7 @@ func benchmarkMain() -> Int32 {
       case "export": rows += try ExportBenchmark.run(quick: quick)
       case "scale": rows += try ScaleBenchmark.run(quick: quick)
       case "end-to-end": rows += try EndToEndBenchmark.run(quick: quick)
+      case "isolation": rows += try IsolationBenchmark.run(quick: quick, pluginDirectory: pluginDirectory)
       default: rows += try AggregationBenchmark.run(quick: quick, pluginDirectory: pluginDirectory)
       }
     }

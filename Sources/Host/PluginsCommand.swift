@@ -52,6 +52,8 @@ enum PluginsCommand {
       let total = report.passed + report.failures
       print(report.succeeded ? "validate: all \(total) checks passed" : "validate: \(report.failures) of \(total) checks failed")
       return report.succeeded ? 0 : 1
+    case "serve":  // hidden: the child process of an isolated plugin instance
+      return PluginServer.run(library: try PluginLibrary.open(try required(target, for: action), searchPath: searchPath))
     default:
       throw UsageError("unknown plugins action \"\(action)\" (expected list, describe or validate)")
     }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Everything that can go wrong between the host and a plugin, each a one-line message
 /// naming the file and, where known, the plugin id or symbol.
 public enum PluginError: Error, CustomStringConvertible, Equatable {
@@ -19,6 +21,19 @@ public enum PluginError: Error, CustomStringConvertible, Equatable {
   case callFailed(id: String, function: String, status: Int32, message: String)
   /// The host refused to pass the call (bad lengths etc.) before reaching the plugin.
   case invalidArgument(id: String, function: String, reason: String)
+  /// A call returned OK but an output fails the host's check (an element left unwritten, a
+  /// non-finite value); `problem` names the element.
+  case badOutput(path: String, function: String, problem: String)
+  /// The child plugin-host process of an isolated instance died of a signal during a call.
+  case crashed(path: String, function: String, signal: Int32)
+  /// The child plugin-host process exited (the plugin called exit) during a call.
+  case exited(path: String, function: String, status: Int32)
+  /// A call on an isolated instance got no answer within the time limit; the child was killed.
+  case timedOut(path: String, function: String, seconds: Double)
+  /// A call on an isolated instance whose child already died (`cause` says how).
+  case instanceDead(path: String, function: String, cause: String)
+  /// The child plugin-host process could not be started or broke the protocol.
+  case isolationFailed(path: String, function: String, reason: String)
 
   public var description: String {
     switch self {
@@ -42,7 +57,35 @@ public enum PluginError: Error, CustomStringConvertible, Equatable {
       return "\(id): \(function) failed (\(statusName(status))): \(message)"
     case let .invalidArgument(id, function, reason):
       return "\(id): \(function): \(reason)"
+    case let .badOutput(path, function, problem):
+      return "\(path): \(function) returned OK but \(problem)"
+    case let .crashed(path, function, signal):
+      return "\(path): the plugin crashed in \(function) (signal \(signal), \(signalName(signal))); its process was reaped"
+    case let .exited(path, function, status):
+      return "\(path): the plugin's process exited with status \(status) during \(function)"
+    case let .timedOut(path, function, seconds):
+      return "\(path): \(function) did not return within \(seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)) s; the plugin's process was killed"
+    case let .instanceDead(path, function, cause):
+      return "\(path): \(function) refused: this plugin instance is dead (\(cause))"
+    case let .isolationFailed(path, function, reason):
+      return "\(path): \(function): plugin process failed: \(reason)"
     }
+  }
+}
+
+/// The name of a signal that ends processes, for messages ("SIGSEGV").
+public func signalName(_ signal: Int32) -> String {
+  switch signal {
+  case SIGSEGV: "SIGSEGV"
+  case SIGABRT: "SIGABRT"
+  case SIGBUS: "SIGBUS"
+  case SIGFPE: "SIGFPE"
+  case SIGILL: "SIGILL"
+  case SIGTRAP: "SIGTRAP"
+  case SIGKILL: "SIGKILL"
+  case SIGTERM: "SIGTERM"
+  case SIGSYS: "SIGSYS"
+  default: "signal \(signal)"
   }
 }
 

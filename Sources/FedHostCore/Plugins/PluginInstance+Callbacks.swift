@@ -81,7 +81,7 @@ extension PluginInstance {
   /// Runs an initializer plugin: it turns `weights` into the initial global model, calling
   /// back into `services` to train and evaluate clients.
   public func initialize(weights: ParameterVector, services: InitializerServices) throws {
-    guard let initialize = table.function(\.initialize) else { throw missing("initialize") }
+    guard supportsInitialize else { throw missing("initialize") }
     let context = CallbackContext(services)
     var ops = fhp_initializer_ops()
     ops.struct_size = UInt32(MemoryLayout<fhp_initializer_ops>.size)
@@ -111,15 +111,15 @@ extension PluginInstance {
     ops.last_error = { ctx in
       UnsafePointer(CallbackContext<InitializerServices>.from(ctx).message)
     }
-    let status = withExtendedLifetime(context) {
-      initialize(handle, &ops, weights.pointer, UInt64(weights.count))
+    let status = try withExtendedLifetime(context) {
+      try calls.initialize(ops: &ops, weights: weights.pointer, count: UInt64(weights.count))
     }
     try finish(status, "initialize", context)
   }
 
   /// Runs a client-side procedure plugin on one client's weights, in place ([concurrent]).
   public func trainLocal(weights: UnsafeMutableBufferPointer<Float>, services: ClientServices) throws {
-    guard let trainLocal = table.function(\.train_local) else { throw missing("train_local") }
+    guard supportsTrainLocal, let start = weights.baseAddress else { throw missing("train_local") }
     let context = CallbackContext(services)
     var ops = fhp_client_ops()
     ops.struct_size = UInt32(MemoryLayout<fhp_client_ops>.size)
@@ -152,8 +152,8 @@ extension PluginInstance {
     ops.last_error = { ctx in
       UnsafePointer(CallbackContext<ClientServices>.from(ctx).message)
     }
-    let status = withExtendedLifetime(context) {
-      trainLocal(handle, &ops, weights.baseAddress, UInt64(weights.count))
+    let status = try withExtendedLifetime(context) {
+      try calls.trainLocal(ops: &ops, weights: start, count: UInt64(weights.count))
     }
     try finish(status, "train_local", context)
   }

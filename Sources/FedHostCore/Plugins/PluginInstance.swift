@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import PluginAPI
 
 /// Severity of a plugin's log line (`FHP_LOG_*`).
@@ -6,7 +7,9 @@ public enum PluginLogLevel: Int32, Sendable {
   case debug = 0, info, warn, error
 }
 
-/// One live plugin instance (`fhp_instance`), destroyed when this object is released.
+/// One live plugin instance (`fhp_instance`), destroyed when this object is released. It lives
+/// in this process or, isolated, in a child plugin-host process (`PluginIsolation`); the
+/// methods are the same either way.
 ///
 /// Calls follow the header's threading tags: the `[serialized]` ones (aggregate,
 /// initialize, state) must not overlap on one instance — the federation layer calls them
@@ -14,40 +17,34 @@ public enum PluginLogLevel: Int32, Sendable {
 public final class PluginInstance: @unchecked Sendable {
   public let library: PluginLibrary
   public var id: String { library.descriptor.id }
-  let handle: OpaquePointer
+  /// Which calls the plugin offers (read from the vtable loaded in this process).
   let table: VtableView
-  private let host: UnsafeMutablePointer<fhp_host>
-  private let services: Unmanaged<PluginHostServices>
+  /// In this process or in a child plugin-host process.
+  let calls: PluginCallTarget
 
   /// `threads` bounds the host's `parallel_for`; `abiMinor` 0 offers the ABI 1.0 `fhp_host`.
-  init(library: PluginLibrary, configJSON: String, threads: Int, abiMinor: UInt32,
+  init(library: PluginLibrary, configJSON: String, threads: Int, abiMinor: UInt32, isolation: PluginIsolation,
        log: @escaping @Sendable (PluginLogLevel, String) -> Void) throws {
     self.library = library
     table = VtableView(library.vtable)
-    services = Unmanaged.passRetained(PluginHostServices(threadCount: threads, log: log))
-    host = .allocate(capacity: 1)
-    host.initialize(to: services.takeUnretainedValue().makeHostStruct(abiMinor: abiMinor))
-    var created: OpaquePointer?
-    let status = library.vtable.pointee.create!(host, configJSON, &created)
-    guard status == statusOK, let created else {
-      let message = library.lastError(nil)
-      host.deallocate()
-      services.release()
-      throw PluginError.createFailed(path: library.path, id: library.descriptor.id,
-                                     message: message.isEmpty ? statusName(status) : message)
+    switch isolation {
+    case .none:
+      calls = try InProcessPluginCalls(library: library, configJSON: configJSON, threads: threads,
+                                       abiMinor: abiMinor, log: log)
+    case let .process(callTimeout, hostExecutable):
+      calls = try IsolatedPluginProcess(library: library, configJSON: configJSON, threads: threads,
+                                        abiMinor: abiMinor, callTimeout: callTimeout,
+                                        hostExecutable: hostExecutable, log: log)
     }
-    handle = created
-  }
-
-  deinit {
-    library.vtable.pointee.destroy!(handle)
-    host.deallocate()
-    services.release()
   }
 
   /// Under an emulated ABI 1.0 host: whether the plugin called `parallel_for`, a member past
   /// that host's `struct_size` (it skipped FHP_HAS_MEMBER).
-  var readPastHostStructSize: Bool { services.takeUnretainedValue().readPastStructSize }
+  var readPastHostStructSize: Bool { calls.readPastHostStructSize }
+
+  /// For an isolated instance, its child plugin-host process: the process id and, once the
+  /// child was killed and reaped, its wait status. nil for an in-process instance.
+  public var childProcess: (id: pid_t, waitStatus: Int32?)? { (calls as? IsolatedPluginProcess)?.child }
 
   public var supportsAggregate: Bool { table.function(\.aggregate) != nil }
   public var supportsInitialize: Bool { table.function(\.initialize) != nil }
@@ -59,7 +56,7 @@ public final class PluginInstance: @unchecked Sendable {
   /// right after the call, as the header requires).
   func check(_ status: Int32, _ function: String) throws {
     guard status != statusOK else { return }
-    let message = library.lastError(handle)
+    let message = calls.lastError()
     throw PluginError.callFailed(id: id, function: function, status: status,
                                  message: message.isEmpty ? "(no message)" : message)
   }
@@ -71,7 +68,9 @@ public final class PluginInstance: @unchecked Sendable {
 
   // MARK: aggregator
 
-  /// Aggregates `updates` into `output`; returns each update's effective weight.
+  /// Aggregates `updates` into `output`; returns each update's effective weight. `output` is
+  /// filled with a sentinel first, so an element the plugin left unwritten is named in the
+  /// error, as is a non-finite output or weight.
   @discardableResult
   public func aggregate(round: Int, global: ParameterVector, updates: [ClientUpdate],
                         into output: ParameterVector) throws -> [Double] {
@@ -84,21 +83,24 @@ public final class PluginInstance: @unchecked Sendable {
         id: id, function: "aggregate",
         reason: "client \(update.clientID) sent \(update.delta.count) parameters, global has \(global.count)")
     }
-    return try aggregateUnchecked(round: round, global: global, updates: updates, into: output)
+    AggregateOutputCheck.fill(output)
+    let weights = try aggregateUnchecked(round: round, global: global, updates: updates, into: output)
+    try AggregateOutputCheck.verify(output, weights: weights, path: library.path)
+    return weights
   }
 
   /// `aggregate` without the host's argument checks, so the validator can see how a plugin
   /// copes with bad input itself.
   func aggregateUnchecked(round: Int, global: ParameterVector, updates: [ClientUpdate],
                           into output: ParameterVector, declaredCount: Int? = nil) throws -> [Double] {
-    guard let aggregate = table.function(\.aggregate) else { throw missing("aggregate") }
+    guard table.function(\.aggregate) != nil else { throw missing("aggregate") }
     let keyStorage = MetricKeyStorage(updates.flatMap { $0.metrics.keys })
     defer { keyStorage.release() }
     let metricRows: [[fhp_metric]] = updates.map { update in
       update.metrics.keys.sorted().map { fhp_metric(key: keyStorage[$0], value: update.metrics[$0]!) }
     }
     var weights = [Double](repeating: 0, count: updates.count)
-    let status = metricRows.withNestedUnsafeBuffers { metricPointers in
+    let status = try metricRows.withNestedUnsafeBuffers { metricPointers in
       let raw = updates.indices.map { index -> fhp_update in
         let update = updates[index]
         return fhp_update(struct_size: UInt32(MemoryLayout<fhp_update>.size), client_id: update.clientID,
@@ -108,11 +110,12 @@ public final class PluginInstance: @unchecked Sendable {
                           metrics: metricPointers[index].baseAddress,
                           n_metrics: UInt32(metricPointers[index].count), flags: 0)
       }
-      return raw.withUnsafeBufferPointer { rawUpdates in
-        weights.withUnsafeMutableBufferPointer { weightBuffer in
-          aggregate(handle, UInt32(round), global.pointer, UInt64(global.count),
-                    rawUpdates.isEmpty ? nil : rawUpdates.baseAddress,
-                    UInt32(rawUpdates.count), output.pointer, weightBuffer.baseAddress)
+      return try raw.withUnsafeBufferPointer { rawUpdates in
+        try weights.withUnsafeMutableBufferPointer { weightBuffer in
+          try calls.aggregate(round: UInt32(round), global: global.pointer, count: UInt64(global.count),
+                              updates: rawUpdates.isEmpty ? nil : rawUpdates.baseAddress,
+                              updateCount: UInt32(rawUpdates.count), output: output.pointer,
+                              weights: weightBuffer.baseAddress)
         }
       }
     }
@@ -126,21 +129,22 @@ public final class PluginInstance: @unchecked Sendable {
   /// Lets the plugin edit a local gradient in place (`adjust_gradient`, [concurrent]).
   public func adjustGradient(clientID: UInt32, local: UnsafePointer<Float>, global: UnsafePointer<Float>,
                              gradient: UnsafeMutablePointer<Float>, count: Int) throws {
-    guard let adjust = table.function(\.adjust_gradient) else { throw missing("adjust_gradient") }
-    try check(adjust(handle, clientID, local, global, gradient, UInt64(count)), "adjust_gradient")
+    guard supportsAdjustGradient else { throw missing("adjust_gradient") }
+    try check(try calls.adjustGradient(clientID: clientID, local: local, global: global, gradient: gradient,
+                                       count: UInt64(count)), "adjust_gradient")
   }
 
   // MARK: state
 
   /// The plugin's opaque state (empty for a stateless plugin).
   public func saveState() throws -> [UInt8] {
-    guard let save = table.function(\.save_state) else { return [] }
+    guard supportsState else { return [] }
     var length: UInt64 = 0
-    try check(save(handle, nil, 0, &length), "save_state")
+    try check(try calls.saveState(buffer: nil, capacity: 0, length: &length), "save_state")
     var bytes = [UInt8](repeating: 0, count: Int(length))
     var written: UInt64 = 0
     try bytes.withUnsafeMutableBufferPointer { buffer in
-      try check(save(handle, buffer.baseAddress, length, &written), "save_state")
+      try check(try calls.saveState(buffer: buffer.baseAddress, capacity: length, length: &written), "save_state")
     }
     guard written <= length else {
       throw PluginError.callFailed(id: id, function: "save_state", status: Int32(FHP_E_STATE),
@@ -151,18 +155,19 @@ public final class PluginInstance: @unchecked Sendable {
 
   /// Restores state written by `saveState` of the same plugin.
   public func loadState(_ bytes: [UInt8]) throws {
-    guard let load = table.function(\.load_state) else {
+    guard table.function(\.load_state) != nil else {
       guard bytes.isEmpty else { throw missing("load_state") }
       return
     }
     try bytes.withUnsafeBufferPointer { buffer in
-      try check(load(handle, buffer.baseAddress, UInt64(buffer.count)), "load_state")
+      try check(try calls.loadState(buffer: buffer.baseAddress, length: UInt64(buffer.count)), "load_state")
     }
   }
 
-  /// An extension table by id, or nil.
+  /// An extension table by id, or nil (always nil for an isolated instance: the table lives
+  /// in the child's memory).
   public func extensionTable(_ extensionID: String) -> UnsafeRawPointer? {
-    table.function(\.get_extension)?(handle, extensionID)
+    calls.extensionTable(extensionID)
   }
 }
 

@@ -104,13 +104,16 @@ public final class PluginLibrary: @unchecked Sendable {
   /// Creates an instance with a JSON config object (`"{}"` for every default). The plugin may
   /// run its work on up to `threads` threads (`fhp_host.parallel_for`); results do not depend
   /// on it. `hostABIMinor` 0 hands the plugin the `fhp_host` of an ABI 1.0 host (no
-  /// `parallel_for`), to check that a plugin still runs under an older host.
+  /// `parallel_for`), to check that a plugin still runs under an older host. `isolation`
+  /// chooses whether the instance lives in this process or in a child plugin-host process.
   public func makeInstance(configJSON: String = "{}", threads: Int = WorkerPool.defaultThreadCount,
                            hostABIMinor: UInt32 = FedHostCore.hostABIMinor,
+                           isolation: PluginIsolation = PluginIsolation.standard,
                            log: @escaping @Sendable (PluginLogLevel, String) -> Void = { _, _ in })
     throws -> PluginInstance
   {
-    try PluginInstance(library: self, configJSON: configJSON, threads: threads, abiMinor: hostABIMinor, log: log)
+    try PluginInstance(library: self, configJSON: configJSON, threads: threads, abiMinor: hostABIMinor,
+                       isolation: isolation, log: log)
   }
 }
 

@@ -16,6 +16,7 @@ public enum PluginValidation {
 
   /// Child side: runs the checks and prints the protocol lines to stdout.
   public static func runChild(library: PluginLibrary) -> Bool {
+    PluginIsolation.standard = .none  // the checks call the plugin directly, whatever a run would do
     let conformance = PluginConformance(
       library: library,
       willRun: { emit("begin \($0)") },
@@ -93,19 +94,6 @@ public enum PluginValidation {
 
   private static func oneLine(_ text: String) -> String {
     text.split(whereSeparator: \.isNewline).joined(separator: " ")
-  }
-
-  private static func signalName(_ signal: Int32) -> String {
-    switch signal {
-    case SIGSEGV: "SIGSEGV"
-    case SIGABRT: "SIGABRT"
-    case SIGBUS: "SIGBUS"
-    case SIGFPE: "SIGFPE"
-    case SIGILL: "SIGILL"
-    case SIGTRAP: "SIGTRAP"
-    case SIGKILL: "SIGKILL"
-    default: "signal \(signal)"
-    }
   }
 }
 

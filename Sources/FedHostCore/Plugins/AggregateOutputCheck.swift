@@ -1,0 +1,42 @@
+/// The host's check of what `aggregate` returned: `out_global` is filled with a signalling-NaN
+/// sentinel before the call, so that afterwards an element the plugin never wrote is told
+/// apart from one it wrote badly; weights must be finite.
+enum AggregateOutputCheck {
+  /// A signalling NaN (exponent all ones, quiet bit clear) that no arithmetic produces.
+  static let sentinel: UInt32 = 0x7FA5_A5A5
+
+  static func fill(_ output: ParameterVector) {
+    output.pointer.withMemoryRebound(to: UInt32.self, capacity: output.count) {
+      $0.update(repeating: sentinel, count: output.count)
+    }
+  }
+
+  /// Throws `badOutput` naming the first element left at the sentinel or not finite.
+  static func verify(_ output: ParameterVector, weights: [Double], path: String) throws {
+    if let index = firstNonFinite(output) {
+      let bits = output[index].bitPattern
+      let problem = bits == sentinel ? "left out_global[\(index)] unwritten"
+                                     : "wrote a non-finite out_global[\(index)] = \(output[index])"
+      throw PluginError.badOutput(path: path, function: "aggregate", problem: problem)
+    }
+    if let index = weights.firstIndex(where: { !$0.isFinite }) {
+      throw PluginError.badOutput(path: path, function: "aggregate",
+                                  problem: "wrote a non-finite out_weights[\(index)] = \(weights[index])")
+    }
+  }
+
+  /// Scans in blocks with a branch-free test per element (all exponent bits set: Inf or NaN),
+  /// so the common all-finite case runs at memory speed.
+  private static func firstNonFinite(_ vector: ParameterVector) -> Int? {
+    vector.pointer.withMemoryRebound(to: UInt32.self, capacity: vector.count) { bits in
+      let block = 4096
+      for start in stride(from: 0, to: vector.count, by: block) {
+        let end = min(start + block, vector.count)
+        var flagged: UInt32 = 0
+        for index in start..<end { flagged |= (~bits[index] & 0x7F80_0000) == 0 ? 1 : 0 }
+        if flagged != 0 { return (start..<end).first { (~bits[$0] & 0x7F80_0000) == 0 } }
+      }
+      return nil
+    }
+  }
+}

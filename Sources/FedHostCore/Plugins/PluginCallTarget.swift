@@ -1,0 +1,97 @@
+import Glibc
+import PluginAPI
+
+/// Where a `PluginInstance`'s calls go: the vtable's C signatures without the instance handle.
+/// `InProcessPluginCalls` calls the plugin here; `IsolatedPluginProcess` forwards each call to a
+/// child plugin-host process and throws a `PluginError` when that child crashes or hangs.
+/// Statuses and `lastError` keep the vtable's meaning (the message of the last failed call on
+/// the calling thread).
+protocol PluginCallTarget: AnyObject, Sendable {
+  func lastError() -> String
+  func aggregate(round: UInt32, global: UnsafePointer<Float>, count: UInt64, updates: UnsafePointer<fhp_update>?,
+                 updateCount: UInt32, output: UnsafeMutablePointer<Float>,
+                 weights: UnsafeMutablePointer<Double>?) throws -> Int32
+  func initialize(ops: UnsafePointer<fhp_initializer_ops>, weights: UnsafeMutablePointer<Float>,
+                  count: UInt64) throws -> Int32
+  func adjustGradient(clientID: UInt32, local: UnsafePointer<Float>, global: UnsafePointer<Float>,
+                      gradient: UnsafeMutablePointer<Float>, count: UInt64) throws -> Int32
+  func trainLocal(ops: UnsafePointer<fhp_client_ops>, weights: UnsafeMutablePointer<Float>,
+                  count: UInt64) throws -> Int32
+  func saveState(buffer: UnsafeMutablePointer<UInt8>?, capacity: UInt64,
+                 length: UnsafeMutablePointer<UInt64>) throws -> Int32
+  func loadState(buffer: UnsafePointer<UInt8>?, length: UInt64) throws -> Int32
+  /// A plugin-owned extension table; only meaningful in the plugin's own process.
+  func extensionTable(_ extensionID: String) -> UnsafeRawPointer?
+  /// See `PluginInstance.readPastHostStructSize`.
+  var readPastHostStructSize: Bool { get }
+}
+
+/// An instance created and called in this process through the plugin's vtable.
+final class InProcessPluginCalls: PluginCallTarget, @unchecked Sendable {
+  private let library: PluginLibrary
+  private let vtable: UnsafePointer<fhp_vtable>
+  private let handle: OpaquePointer
+  private let host: UnsafeMutablePointer<fhp_host>
+  private let services: Unmanaged<PluginHostServices>
+
+  /// Creates the instance; throws `createFailed` with the plugin's message.
+  init(library: PluginLibrary, configJSON: String, threads: Int, abiMinor: UInt32,
+       log: @escaping @Sendable (PluginLogLevel, String) -> Void) throws {
+    self.library = library
+    vtable = library.vtable
+    services = Unmanaged.passRetained(PluginHostServices(threadCount: threads, log: log))
+    host = .allocate(capacity: 1)
+    host.initialize(to: services.takeUnretainedValue().makeHostStruct(abiMinor: abiMinor))
+    var created: OpaquePointer?
+    let status = vtable.pointee.create!(host, configJSON, &created)
+    guard status == statusOK, let created else {
+      let message = library.lastError(nil)
+      host.deallocate()
+      services.release()
+      throw PluginError.createFailed(path: library.path, id: library.descriptor.id,
+                                     message: message.isEmpty ? statusName(status) : message)
+    }
+    handle = created
+  }
+
+  deinit {
+    vtable.pointee.destroy!(handle)
+    host.deallocate()
+    services.release()
+  }
+
+  var readPastHostStructSize: Bool { services.takeUnretainedValue().readPastStructSize }
+
+  func lastError() -> String { library.lastError(handle) }
+
+  func aggregate(round: UInt32, global: UnsafePointer<Float>, count: UInt64, updates: UnsafePointer<fhp_update>?,
+                 updateCount: UInt32, output: UnsafeMutablePointer<Float>,
+                 weights: UnsafeMutablePointer<Double>?) -> Int32 {
+    vtable.pointee.aggregate!(handle, round, global, count, updates, updateCount, output, weights)
+  }
+
+  func initialize(ops: UnsafePointer<fhp_initializer_ops>, weights: UnsafeMutablePointer<Float>, count: UInt64) -> Int32 {
+    vtable.pointee.initialize!(handle, ops, weights, count)
+  }
+
+  func adjustGradient(clientID: UInt32, local: UnsafePointer<Float>, global: UnsafePointer<Float>,
+                      gradient: UnsafeMutablePointer<Float>, count: UInt64) -> Int32 {
+    vtable.pointee.adjust_gradient!(handle, clientID, local, global, gradient, count)
+  }
+
+  func trainLocal(ops: UnsafePointer<fhp_client_ops>, weights: UnsafeMutablePointer<Float>, count: UInt64) -> Int32 {
+    vtable.pointee.train_local!(handle, ops, weights, count)
+  }
+
+  func saveState(buffer: UnsafeMutablePointer<UInt8>?, capacity: UInt64, length: UnsafeMutablePointer<UInt64>) -> Int32 {
+    vtable.pointee.save_state!(handle, buffer, capacity, length)
+  }
+
+  func loadState(buffer: UnsafePointer<UInt8>?, length: UInt64) -> Int32 {
+    vtable.pointee.load_state!(handle, buffer, length)
+  }
+
+  func extensionTable(_ extensionID: String) -> UnsafeRawPointer? {
+    VtableView(vtable).function(\.get_extension)?(handle, extensionID)
+  }
+}
