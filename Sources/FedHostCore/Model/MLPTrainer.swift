@@ -258,9 +258,9 @@ public final class MLPTrainer {
   ) -> Double {
     gradient.zero()
     var lossSum = 0.0
-    // The batched forward pass relies on finite weights (see BatchKernels.swift).
+    // The batched forward pass relies on finite weights and biases (see BatchKernels.swift).
     let batched = rows.count > 1 && layers.indices.allSatisfy { index in
-      !forwardBatched[index] || allFinite(parameters + layers[index].weightOffset, count: layers[index].weightCount)
+      !forwardBatched[index] || allFinite(parameters + layers[index].weightOffset, count: layers[index].parameterCount)
     }
     if batched {
       var passStart = rows.startIndex
