@@ -200,12 +200,16 @@ public final class MLPTrainer {
                      rule: makeRule(step))
             continue
           }
+          // Without a hook to see the mean, the step takes it: a power-of-two batch's division is
+          // exactly a multiplication, done in the step's own sweep instead of one more.
+          let scale = hook == nil ? exactReciprocal(of: batch.count) : nil
           lossSum += accumulateGradient(parameters, samples: samples, features: features,
-                                        rows: batch, firstTrainedLayer: firstTrainedLayer)
+                                        rows: batch, firstTrainedLayer: firstTrainedLayer,
+                                        averaging: scale == nil)
           try hook?(UnsafeBufferPointer(start: parameters, count: architecture.parameterCount),
                     gradient.buffer)
           applyElementwise(makeRule(step), parameters: parameters, range: trained,
-                           gradient: gradient.pointer + trained.lowerBound)
+                           gradient: gradient.pointer + trained.lowerBound, scale: scale ?? 1)
         }
         epochLosses.append(lossSum / Double(count))
         if let afterEpoch, try !afterEpoch(epoch) { break }
@@ -250,11 +254,12 @@ public final class MLPTrainer {
                         frozenLayerCount: frozenLayerCount, gradient: output.buffer)
   }
 
-  /// Fills `gradient` with the batch-mean gradient over `rows` (zero for frozen layers) and
-  /// returns the summed loss.
+  /// Fills `gradient` with the batch-mean gradient over `rows` (zero for frozen layers; the sum
+  /// unless `averaging`) and returns the summed loss.
   private func accumulateGradient(
     _ parameters: UnsafeMutablePointer<Float>, samples: Samples,
-    features: UnsafeBufferPointer<Float>, rows: some Collection<Int>, firstTrainedLayer: Int
+    features: UnsafeBufferPointer<Float>, rows: some Collection<Int>, firstTrainedLayer: Int,
+    averaging: Bool = true
   ) -> Double {
     gradient.zero()
     var lossSum = 0.0
@@ -279,12 +284,18 @@ public final class MLPTrainer {
         backward(input, parameters: parameters, firstTrainedLayer: firstTrainedLayer, rule: accumulate)
       }
     }
-    if rows.count > 1 {
+    if averaging, rows.count > 1 {
       let divisor = Float(rows.count)
       let start = architecture.prefixParameterCount(layers: firstTrainedLayer)
       for index in start..<architecture.parameterCount { gradient[index] /= divisor }
     }
     return lossSum
+  }
+
+  /// 1/n when dividing by n is exactly multiplying by 1/n (n a power of two: the same exact
+  /// quotient, rounded and flushed alike), else nil.
+  private func exactReciprocal(of n: Int) -> Float? {
+    n & (n - 1) == 0 ? 1 / Float(n) : nil
   }
 
   /// Adds the gradient of up to `subBatchCapacity` rows to `gradient`, layer by layer over all of
