@@ -84,4 +84,31 @@ import Testing
     let sum = Self.checksum(bitPatterns(gradient) + [UInt32(truncatingIfNeeded: loss.bitPattern)])
     #expect(sum == expected, "checksum 0x\(String(sum, radix: 16))")
   }
+
+  /// The per-sample forward pass skips zero inputs, so a non-finite weight behind a dead unit
+  /// changes nothing; the batched pass would multiply it by 0 (NaN), so such a batch takes the
+  /// per-sample path. Its result equals that of a finite weight there (which the batched pass
+  /// runs), bit for bit.
+  @Test func aNonFiniteWeightBehindADeadUnitChangesNothing() throws {
+    let architecture = try MLPArchitecture(widths: [9, 16, 16, 1])
+    let samples = Self.samples
+    let finite = parametersWithBiases(architecture, seed: 13)
+    let first = architecture.layers[0], second = architecture.layers[1]
+    let deadUnit = 3
+    finite[first.biasOffset + deadUnit] = -1e6  // ReLU output 0 for every sample
+    let infinite = finite.copy()
+    for output in 0..<second.outputWidth {
+      finite[second.weightOffset + deadUnit * second.outputWidth + output] = 0.5
+      infinite[second.weightOffset + deadUnit * second.outputWidth + output] = .infinity
+    }
+    let trainer = MLPTrainer(architecture: architecture)
+    func lossAndGradient(_ parameters: ParameterVector) throws -> [UInt32] {
+      let gradient = ParameterVector(count: architecture.parameterCount)
+      let loss = try trainer.lossAndGradient(at: parameters, samples: samples, rows: Array(0..<40), into: gradient)
+      return bitPatterns(gradient) + [UInt32(truncatingIfNeeded: loss.bitPattern), UInt32(loss.bitPattern >> 32)]
+    }
+    let expected = try lossAndGradient(finite)
+    #expect(try lossAndGradient(infinite) == expected)
+    #expect(expected.dropLast(2).allSatisfy { Float(bitPattern: $0).isFinite })
+  }
 }
