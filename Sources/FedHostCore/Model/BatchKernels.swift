@@ -4,7 +4,7 @@
 // They give the per-sample kernels' bits (Kernels.swift): every output element keeps its
 // reduction order — a forward sum starts at the bias and adds inputs in ascending order, a
 // propagated delta is one 16-lane accumulator over the columns and `treeSum`, a weight gradient
-// adds the samples in sample order. Two differences are provably invisible:
+// adds the samples in sample order. Three differences are provably invisible:
 // - The forward pass adds the products of zero inputs, which the per-sample kernel skips.
 //   x·w is ±0 for finite w, so a sum changes at most in the sign of a zero, which the ReLU
 //   (`Float.maximum(±0, 0)` is +0) removes. Hence these kernels serve ReLU layers only, and
@@ -13,6 +13,9 @@
 //   no sum here can be (every sum went through a multiply-add, and the biases are finite).
 // - A block may repeat its last sample or row to fill its registers: the repeat recomputes and
 //   rewrites the same values.
+//
+// The blocks (up to 16 accumulators of 16 lanes) are sized for AVX-512's 32 vector registers,
+// where a 16-lane vector is one register; with AVX2 alone they spill (not measured).
 
 /// `count` vectors of `stride` floats, the `s`-th at `base + s·stride` (one per sample).
 struct SampleRows {
