@@ -15,6 +15,10 @@ enum AggregationBenchmark {
   /// The plugins measured, by library name (the C example is a readable reference
   /// implementation, not a tuned strategy, and is not built by `swift build`).
   static let plugins = ["FedAvg", "FedProx", "SimilarityAware", "MEFLVariance"]
+  /// How many times each plugin must read every delta: a client's weight in SimilarityAware
+  /// (the cosine to the mean) and MEFLVariance (the variance and median) depends on all clients,
+  /// and the weighted sum needs it. A plugin's bound is that many of FedAvg's one-read times.
+  static let reads = ["FedAvg": 1, "FedProx": 1, "SimilarityAware": 2, "MEFLVariance": 2]
 
   static func run(quick: Bool, pluginDirectory: String) throws -> [BenchmarkRow] {
     let repetitions = quick ? 3 : 5
@@ -46,6 +50,7 @@ enum AggregationBenchmark {
       return (name, try PluginLibrary.open(path))
     }
 
+    let fedAvg = libraries.first { $0.0 == "FedAvg" }?.1
     for (clients, parameters) in shapes {
       let workload = Workload(clients: clients, parameters: parameters)
       let bytes = Double(clients * parameters * 4 + 2 * parameters * 4)
@@ -53,12 +58,17 @@ enum AggregationBenchmark {
         for pluginThreads in Set([1, threads]).sorted() {
           let instance = try library.makeInstance(threads: pluginThreads)
           try workload.aggregate(instance)  // warm-up: page in the output, settle plugin state
-          // Each run is paired with a copy timed right before it: this VM drifts between speed
-          // states within seconds, and a ratio within a pair compares like with like.
-          var rates = [Double](), yardsticks = [Double]()
+          // The other plugins' bound: FedAvg on the same workload and threads.
+          let oneRead = name == "FedAvg" ? nil : try fedAvg?.makeInstance(threads: pluginThreads)
+          if let oneRead { try workload.aggregate(oneRead) }
+          // Each run is paired with a copy (and FedAvg) timed right before it: this VM drifts
+          // between speed states within seconds, and a ratio within a pair compares like with like.
+          var rates = [Double](), yardsticks = [Double](), times = [Double](), oneReadTimes = [Double]()
           for _ in 0..<repetitions {
             yardsticks.append(try bandwidth.fasterCopy())
-            rates.append(bytes / (try seconds { try workload.aggregate(instance) }) / 1e9)
+            if let oneRead { oneReadTimes.append(try seconds { try workload.aggregate(oneRead) }) }
+            times.append(try seconds { try workload.aggregate(instance) })
+            rates.append(bytes / times.last! / 1e9)
           }
           let stats = Statistics(rates, higherIsBetter: true)
           let ratios = zip(rates, yardsticks).map { $0 / $1 }.sorted()
@@ -71,6 +81,10 @@ enum AggregationBenchmark {
             note: "ratio to copy \(percent(median(ratios))) (median of \(ratios.count) pairs, range "
               + "\(percent(ratios.first!))–\(percent(ratios.last!))); bytes = clients·params·4 + 2·params·4",
             higherIsBetter: true))
+          if !oneReadTimes.isEmpty, let reads = reads[name] {
+            rows.append(boundRow(name: name, shape: "\(clients) × \(parameters.formatted)", threads: pluginThreads,
+                                 reads: reads, times: times, oneReadTimes: oneReadTimes))
+          }
         }
       }
     }
@@ -91,6 +105,22 @@ enum AggregationBenchmark {
                                higherIsBetter: false))
     }
     return rows
+  }
+
+  /// A plugin's time beside its bound, `reads` × FedAvg's time on the same workload and threads,
+  /// FedAvg timed right before each run; the ratio column is the plugin's share of its bound.
+  private static func boundRow(name: String, shape: String, threads: Int, reads: Int, times: [Double],
+                               oneReadTimes: [Double]) -> BenchmarkRow {
+    let stats = Statistics(times.map { $0 * 1e3 }, higherIsBetter: false)
+    let shares = zip(times, oneReadTimes).map { Double(reads) * $1 / $0 }.sorted()
+    return BenchmarkRow(
+      section: "aggregation",
+      name: "\(name) aggregate \(shape), \(threads) thread\(threads == 1 ? "" : "s"), against its bound",
+      unit: "ms", fedhostMedian: stats.median, fedhostMin: stats.best,
+      peer: "\(reads) read\(reads == 1 ? "" : "s") × FedAvg's time (timed before each run)",
+      peerMedian: Double(reads) * median(oneReadTimes) * 1e3,
+      note: "share of the bound \(percent(median(shares))) (median of \(shares.count) pairs, range "
+        + "\(percent(shares.first!))–\(percent(shares.last!)))", higherIsBetter: false)
   }
 
   private static func percent(_ fraction: Double) -> String { "\(Int((fraction * 100).rounded())) %" }

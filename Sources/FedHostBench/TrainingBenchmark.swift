@@ -181,7 +181,7 @@ enum TrainingBenchmark {
   }
 
   /// Features uniform in ±√3 (unit variance), labels fair coin flips, from a fixed seed.
-  private static func makeSamples(count: Int, width: Int) -> Samples {
+  static func makeSamples(count: Int, width: Int) -> Samples {
     var generator = SeededGenerator(seed: 0)
     let features = (0..<(count * width)).map { _ in Float((generator.nextUnit() * 2 - 1) * 3.0.squareRoot()) }
     let labels = (0..<count).map { _ in Int32(generator.next() >> 63) }
@@ -212,7 +212,7 @@ private struct AdamSweep {
 }
 
 /// `train_c.c` built into a temporary directory, fed the same data and initial weights.
-private struct CReference {
+struct CReference {
   struct Run {
     var medianRate: Double
     var bestRate: Double
@@ -276,12 +276,12 @@ private struct CReference {
     try? FileManager.default.removeItem(at: directory)
   }
 
-  private static func number(in line: Substring, before marker: String) -> Double? {
+  static func number(in line: Substring, before marker: String) -> Double? {
     guard let end = line.range(of: marker)?.lowerBound else { return nil }
     return Double(line[..<end].split(separator: " ").last ?? "")
   }
 
-  private static func number(in line: Substring, after marker: String) -> Double? {
+  static func number(in line: Substring, after marker: String) -> Double? {
     guard let start = line.range(of: marker)?.upperBound else { return nil }
     return Double(line[start...].split(separator: " ").first ?? "")
   }

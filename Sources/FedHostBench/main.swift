@@ -2,7 +2,7 @@ import FedHostCore
 import Foundation
 
 // FedHostBench: speed measurements of FedHost beside peers measured in the same invocation.
-// Usage: FedHostBench [training] [aggregation] [export] [scale] [end-to-end] [--quick] [--out DIR] [--plugins DIR]
+// Usage: FedHostBench [training] [batched] [aggregation] [export] [scale] [end-to-end] [--quick] [--out DIR] [--plugins DIR]
 // (bench/run builds in release mode and calls this.)
 
 func benchmarkMain() -> Int32 {
@@ -23,7 +23,7 @@ func benchmarkMain() -> Int32 {
   arguments.removeAll { $0 == "--quick" }
   let outDirectory = option("--out")
   let pluginDirectory = option("--plugins") ?? currentExecutableDirectory() ?? "."
-  let known = ["training", "aggregation", "export", "scale", "end-to-end", "isolation"]
+  let known = ["training", "batched", "aggregation", "export", "scale", "end-to-end", "isolation"]
   if let unknown = arguments.first(where: { !known.contains($0) }) {
     FileHandle.standardError.write(Data("FedHostBench: unknown argument \(unknown); suites: \(known)\n".utf8))
     return 2
@@ -35,6 +35,7 @@ func benchmarkMain() -> Int32 {
       FileHandle.standardError.write(Data("== \(suite)\n".utf8))
       switch suite {
       case "training": rows += try TrainingBenchmark.run(quick: quick)
+      case "batched": rows += try BatchedTrainingBenchmark.run(quick: quick)
       case "export": rows += try ExportBenchmark.run(quick: quick)
       case "scale": rows += try ScaleBenchmark.run(quick: quick)
       case "end-to-end": rows += try EndToEndBenchmark.run(quick: quick)

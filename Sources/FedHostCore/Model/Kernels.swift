@@ -291,14 +291,14 @@ private func narrowBackward<Rule: ElementUpdate>(
                    gradient: deltas, inputs: inputs)
 }
 
-/// Applies `rule` to `parameters[range]` with a materialized gradient, or with the gradient
-/// `inputs × gradient` elementwise when `inputs` is given. Both point at the element for
-/// `range.lowerBound`.
+/// Applies `rule` to `parameters[range]` with the gradient `scale × gradient` (a materialized
+/// gradient), or `inputs × gradient` elementwise when `inputs` is given. Both point at the
+/// element for `range.lowerBound`.
 @inline(__always)
 func applyElementwise<Rule: ElementUpdate>(_ rule: Rule, parameters: UnsafeMutablePointer<Float>,
                                            range: Range<Int>, gradient: UnsafePointer<Float>,
-                                           inputs: UnsafePointer<Float>? = nil) {
-  let one = Lanes(repeating: 1)
+                                           inputs: UnsafePointer<Float>? = nil, scale: Float = 1) {
+  let one = Lanes(repeating: scale)
   var index = range.lowerBound
   while index + laneCount <= range.upperBound {
     let offset = index &- range.lowerBound
@@ -309,7 +309,7 @@ func applyElementwise<Rule: ElementUpdate>(_ rule: Rule, parameters: UnsafeMutab
   }
   while index < range.upperBound {
     let offset = index &- range.lowerBound
-    let updated = rule.updated(parameters[index], input: inputs?[offset] ?? 1,
+    let updated = rule.updated(parameters[index], input: inputs?[offset] ?? scale,
                                delta: gradient[offset], at: index)
     if Rule.writesWeights { parameters[index] = updated }
     index += 1

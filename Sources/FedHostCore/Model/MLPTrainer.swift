@@ -9,8 +9,9 @@ import Glibc
 ///
 /// Every entry point runs with subnormals flushed to zero (`FloatEnvironment`), so results do not
 /// depend on the calling thread's mode. With batch size 1 and no gradient hook, training uses a
-/// fused backward+update sweep (no gradient buffer); otherwise gradients are materialized. Both
-/// paths give bit-identical results for batch size 1.
+/// fused backward+update sweep (no gradient buffer); otherwise gradients are materialized, by the
+/// batched kernels (`BatchKernels.swift`) in sub-batches of up to `subBatchCapacity` samples.
+/// Every path gives the bits of the per-sample kernels, for any batch size.
 public final class MLPTrainer {
   public let architecture: MLPArchitecture
   private let layers: [MLPArchitecture.Layer]
@@ -33,6 +34,22 @@ public final class MLPTrainer {
   private let secondMoment: ParameterVector
   private let gradient: ParameterVector
   private let working: ParameterVector
+
+  /// Samples the batched kernels take in one pass: their activations and deltas (≈ 70 KB for
+  /// the paper model) stay in L1/L2, and every weight is read once per pass.
+  static let subBatchCapacity = 16
+  /// A pass's inputs, `subBatchCapacity` rows of `inputWidth` floats.
+  private let batchInputs: UnsafeMutablePointer<Float>
+  /// A pass's activations: layer `l` holds `subBatchCapacity` rows of `batchStrides[l]` floats
+  /// (its width rounded up to whole vectors) from `batchOffsets[l]`.
+  private let batchActivations: UnsafeMutablePointer<Float>
+  private let batchStrides: [Int]
+  private let batchOffsets: [Int]
+  private let batchActivationCount: Int
+  /// Two delta buffers of `subBatchCapacity` rows of `deltaCapacity` floats, swapped per layer.
+  private let batchDeltas: UnsafeMutablePointer<Float>
+  /// Layers whose forward pass runs batched: hidden (ReLU) layers of whole vectors.
+  private let forwardBatched: [Bool]
 
   public init(architecture: MLPArchitecture) {
     self.architecture = architecture
@@ -64,6 +81,26 @@ public final class MLPTrainer {
     secondMoment = ParameterVector(count: architecture.parameterCount)
     gradient = ParameterVector(count: architecture.parameterCount)
     working = ParameterVector(count: architecture.parameterCount)
+    let capacity = Self.subBatchCapacity
+    batchInputs = .allocate(capacity: capacity * architecture.inputWidth)
+    batchInputs.initialize(repeating: 0, count: capacity * architecture.inputWidth)
+    let strides = layers.map { ($0.outputWidth + laneCount - 1) / laneCount * laneCount }
+    var batchTotal = 0
+    var starts = [Int]()
+    for stride in strides {
+      starts.append(batchTotal)
+      batchTotal += capacity * stride
+    }
+    batchStrides = strides
+    batchOffsets = starts
+    batchActivationCount = batchTotal
+    batchActivations = .allocate(capacity: batchTotal)
+    batchActivations.initialize(repeating: 0, count: batchTotal)
+    batchDeltas = .allocate(capacity: 2 * capacity * deltaCapacity)
+    batchDeltas.initialize(repeating: 0, count: 2 * capacity * deltaCapacity)
+    forwardBatched = architecture.layers.indices.map {
+      $0 < architecture.layerCount - 1 && architecture.layers[$0].outputWidth % laneCount == 0
+    }
   }
 
   deinit {
@@ -72,11 +109,15 @@ public final class MLPTrainer {
     inputDelta.deallocate()
     activeInputs.deallocate()
     factorScratch.deallocate()
+    batchInputs.deallocate()
+    batchActivations.deallocate()
+    batchDeltas.deallocate()
   }
 
   /// Bytes of scratch this trainer holds (the per-worker memory cost).
   public var scratchByteCount: Int {
-    (4 * architecture.parameterCount + activationCount + 2 * deltaCapacity + factorScratchCount)
+    (4 * architecture.parameterCount + activationCount + 2 * deltaCapacity + factorScratchCount
+      + Self.subBatchCapacity * (architecture.inputWidth + 2 * deltaCapacity) + batchActivationCount)
       * MemoryLayout<Float>.stride
       + architecture.maxWidth * MemoryLayout<Int>.stride
   }
@@ -159,12 +200,16 @@ public final class MLPTrainer {
                      rule: makeRule(step))
             continue
           }
+          // Without a hook to see the mean, the step takes it: a power-of-two batch's division is
+          // exactly a multiplication, done in the step's own sweep instead of one more.
+          let scale = hook == nil ? exactReciprocal(of: batch.count) : nil
           lossSum += accumulateGradient(parameters, samples: samples, features: features,
-                                        rows: batch, firstTrainedLayer: firstTrainedLayer)
+                                        rows: batch, firstTrainedLayer: firstTrainedLayer,
+                                        averaging: scale == nil)
           try hook?(UnsafeBufferPointer(start: parameters, count: architecture.parameterCount),
                     gradient.buffer)
           applyElementwise(makeRule(step), parameters: parameters, range: trained,
-                           gradient: gradient.pointer + trained.lowerBound)
+                           gradient: gradient.pointer + trained.lowerBound, scale: scale ?? 1)
         }
         epochLosses.append(lossSum / Double(count))
         if let afterEpoch, try !afterEpoch(epoch) { break }
@@ -209,26 +254,106 @@ public final class MLPTrainer {
                         frozenLayerCount: frozenLayerCount, gradient: output.buffer)
   }
 
-  /// Fills `gradient` with the batch-mean gradient over `rows` (zero for frozen layers) and
-  /// returns the summed loss.
+  /// Fills `gradient` with the batch-mean gradient over `rows` (zero for frozen layers; the sum
+  /// unless `averaging`) and returns the summed loss.
   private func accumulateGradient(
     _ parameters: UnsafeMutablePointer<Float>, samples: Samples,
-    features: UnsafeBufferPointer<Float>, rows: some Collection<Int>, firstTrainedLayer: Int
+    features: UnsafeBufferPointer<Float>, rows: some Collection<Int>, firstTrainedLayer: Int,
+    averaging: Bool = true
   ) -> Double {
     gradient.zero()
-    let accumulate = GradientAccumulation(gradient: gradient.pointer)
     var lossSum = 0.0
-    for row in rows {
-      let input = features.baseAddress! + row * samples.width
-      lossSum += forwardAndOutputDelta(input, parameters: parameters, label: samples.labels[row])
-      backward(input, parameters: parameters, firstTrainedLayer: firstTrainedLayer, rule: accumulate)
+    // The batched forward pass relies on finite weights and biases (see BatchKernels.swift).
+    let batched = rows.count > 1 && layers.indices.allSatisfy { index in
+      !forwardBatched[index] || allFinite(parameters + layers[index].weightOffset, count: layers[index].parameterCount)
     }
-    if rows.count > 1 {
+    if batched {
+      var passStart = rows.startIndex
+      while passStart != rows.endIndex {
+        let passEnd = rows.index(passStart, offsetBy: Self.subBatchCapacity, limitedBy: rows.endIndex)
+          ?? rows.endIndex
+        accumulatePass(parameters, samples: samples, features: features,
+                       rows: rows[passStart..<passEnd], firstTrainedLayer: firstTrainedLayer, lossSum: &lossSum)
+        passStart = passEnd
+      }
+    } else {
+      let accumulate = GradientAccumulation(gradient: gradient.pointer)
+      for row in rows {
+        let input = features.baseAddress! + row * samples.width
+        lossSum += forwardAndOutputDelta(input, parameters: parameters, label: samples.labels[row])
+        backward(input, parameters: parameters, firstTrainedLayer: firstTrainedLayer, rule: accumulate)
+      }
+    }
+    if averaging, rows.count > 1 {
       let divisor = Float(rows.count)
       let start = architecture.prefixParameterCount(layers: firstTrainedLayer)
       for index in start..<architecture.parameterCount { gradient[index] /= divisor }
     }
     return lossSum
+  }
+
+  /// 1/n when dividing by n is exactly multiplying by 1/n (n a power of two: the same exact
+  /// quotient, rounded and flushed alike), else nil.
+  private func exactReciprocal(of n: Int) -> Float? {
+    n & (n - 1) == 0 ? 1 / Float(n) : nil
+  }
+
+  /// Adds the gradient of up to `subBatchCapacity` rows to `gradient`, layer by layer over all of
+  /// them (the batched kernels where a layer is whole vectors wide), and their losses to `lossSum`
+  /// one by one (the per-sample order of the sum).
+  private func accumulatePass(
+    _ parameters: UnsafeMutablePointer<Float>, samples: Samples,
+    features: UnsafeBufferPointer<Float>, rows: some Collection<Int>, firstTrainedLayer: Int,
+    lossSum: inout Double
+  ) {
+    let count = rows.count
+    let inputs = SampleRows(base: batchInputs, stride: samples.width)
+    for (sample, row) in rows.enumerated() {
+      inputs[sample].update(from: features.baseAddress! + row * samples.width, count: samples.width)
+    }
+    func activations(_ index: Int) -> SampleRows {
+      index < 0 ? inputs : SampleRows(base: batchActivations + batchOffsets[index], stride: batchStrides[index])
+    }
+    for (index, layer) in layers.enumerated() {
+      if forwardBatched[index] {
+        batchedReLUForward(layer, inputs: activations(index - 1), count: count, parameters: parameters,
+                           outputs: activations(index))
+      } else {
+        for sample in 0..<count {
+          denseForward(layer, input: activations(index - 1)[sample], parameters: parameters,
+                       output: activations(index)[sample], relu: index < layers.count - 1, active: activeInputs)
+        }
+      }
+    }
+    var delta = SampleRows(base: batchDeltas, stride: deltaCapacity)
+    var belowDelta = SampleRows(base: batchDeltas + Self.subBatchCapacity * deltaCapacity, stride: deltaCapacity)
+    let logits = activations(layers.count - 1)
+    for (sample, row) in rows.enumerated() {
+      lossSum += writeOutputDelta(of: logits[sample], label: samples.labels[row], to: delta[sample])
+    }
+    let accumulate = GradientAccumulation(gradient: gradient.pointer)
+    var index = layers.count - 1
+    while index >= firstTrainedLayer {
+      let layer = layers[index]
+      let layerInputs = activations(index - 1)
+      let propagates = index > firstTrainedLayer
+      if layer.outputWidth % laneCount == 0 {
+        if propagates {
+          batchedDeltaPropagation(layer, inputs: layerInputs, deltas: delta, count: count,
+                                  parameters: parameters, belowDeltas: belowDelta)
+        }
+        batchedGradientAccumulation(layer, inputs: layerInputs, deltas: delta, count: count,
+                                    gradient: gradient.pointer)
+      } else {
+        for sample in 0..<count {
+          denseBackward(layer, input: layerInputs[sample], delta: delta[sample],
+                        inputDelta: propagates ? belowDelta[sample] : nil, parameters: parameters,
+                        rule: accumulate, scratch: factorScratch)
+        }
+      }
+      swap(&delta, &belowDelta)
+      index -= 1
+    }
   }
 
   // MARK: Inference
@@ -312,9 +437,15 @@ public final class MLPTrainer {
   @inline(__always)
   private func forwardAndOutputDelta(_ input: UnsafePointer<Float>,
                                      parameters: UnsafePointer<Float>, label: Int32) -> Double {
-    let logits = forward(input, parameters: parameters)
-    writeProbabilities(of: logits, to: outputDelta)
-    outputDelta[Int(isBinary ? 0 : label)] -= isBinary ? Float(label) : 1
+    writeOutputDelta(of: forward(input, parameters: parameters), label: label, to: outputDelta)
+  }
+
+  /// dLoss/dlogits into `delta`; returns the sample's loss.
+  @inline(__always)
+  private func writeOutputDelta(of logits: UnsafePointer<Float>, label: Int32,
+                                to delta: UnsafeMutablePointer<Float>) -> Double {
+    writeProbabilities(of: logits, to: delta)
+    delta[Int(isBinary ? 0 : label)] -= isBinary ? Float(label) : 1
     return loss(of: logits, label: label)
   }
 
