@@ -18,6 +18,8 @@ enum ExperimentOptions {
     .value("threads", "N", "worker threads for client training and for plugins (parallel_for) (default: all cores; results do not depend on it)"),
     .value("plugin-path", "DIRS", "extra plugin directories (colon-separated, repeatable)", repeatable: true),
     .value("plugin-config", "KEY=JSON", "config entry for the plugins that declare KEY (an error if none does), e.g. mu=0.1 or variance_mode=\"v2\" (repeatable)", repeatable: true),
+    .value("isolation", "MODE", "process (default: each plugin in a child process, so a crash, hang or overrun fails that strategy only) or none (in this process)"),
+    .value("plugin-timeout", "SECONDS", "isolated: a plugin call with no answer for this long counts as hung (default 60)"),
     .value("mu", "MU", "FedProx's proximal weight μ: the same as --plugin-config mu=MU (plugin default 0.01)"),
     .value("similarity-floor", "C", "SimilarityAware's floor c: the same as --plugin-config similarity_floor=C (plugin default 0.1)"),
   ] + settingSpecs + [
@@ -50,6 +52,19 @@ enum ExperimentOptions {
     let threads = try options.integer("threads", default: WorkerPool.defaultThreadCount, atLeast: 1)
     return try RunSettings.resolve(preset: options.value("preset"), protocol: options.value("protocol") ?? fallback?.rawValue,
                                    training: data.training, flags: flags, threads: threads)
+  }
+
+  /// `--isolation` and `--plugin-timeout`.
+  static func isolation(_ options: ParsedOptions) throws -> PluginIsolation {
+    let timeout = try options.number("plugin-timeout") ?? PluginIsolation.defaultCallTimeout
+    guard timeout > 0 && timeout <= 86_400 else { throw UsageError("--plugin-timeout must be within (0, 86400] seconds, not \(timeout)") }
+    switch options.value("isolation") ?? "process" {
+    case "process": return .process(callTimeout: timeout)
+    case "none":
+      if options.value("plugin-timeout") != nil { throw UsageError("--plugin-timeout needs --isolation process") }
+      return .none
+    case let other: throw UsageError("--isolation must be process or none, not \"\(other)\"")
+    }
   }
 
   /// The spec's `plugin_config`, then `--mu` / `--similarity-floor`, then `--plugin-config` entries.

@@ -52,7 +52,8 @@ enum RunCommand {
       strategies: baselines.map { StrategyEntry(aggregator: $0, initializer: .none) } + [main],
       includeBaselines: !options.has("no-local-only"), seeds: [seed], settings: settings,
       searchPath: .standard(explicit: options.all("plugin-path")),
-      title: "FedHost run: \(aggregator) on the \(source)", pluginConfig: try ExperimentOptions.pluginConfig(options, data: data))
+      title: "FedHost run: \(aggregator) on the \(source)", pluginConfig: try ExperimentOptions.pluginConfig(options, data: data),
+      isolation: try ExperimentOptions.isolation(options))
 
     let progress = ExperimentOptions.progress(options)
     let mainIndex = plan.strategies.count - 1
@@ -118,7 +119,8 @@ enum CompareCommand {
       strategies: aggregators.map { StrategyEntry(aggregator: $0) },
       includeBaselines: !options.has("no-local-only"), seeds: seeds, settings: settings,
       searchPath: .standard(explicit: options.all("plugin-path")),
-      title: "FedHost comparison on the \(source)", pluginConfig: try ExperimentOptions.pluginConfig(options, data: data))
+      title: "FedHost comparison on the \(source)", pluginConfig: try ExperimentOptions.pluginConfig(options, data: data),
+      isolation: try ExperimentOptions.isolation(options))
     let report = try Comparison.run(plan, data: data, output: try ExperimentOptions.output(options),
                                     progress: ExperimentOptions.progress(options))
     try ExperimentOptions.publish(report, options: options)

@@ -29,11 +29,11 @@ public enum InitializerChoice: Sendable, Equatable {
 /// Loads a strategy's plugins with the kinds checked; `config` gives each plugin its config JSON.
 public enum StrategyLoader {
   public static func load(aggregator: String, initializer: InitializerChoice, clientHook: String?,
-                          searchPath: PluginSearchPath, threads: Int,
+                          searchPath: PluginSearchPath, threads: Int, isolation: PluginIsolation = .none,
                           config: (PluginDescriptor) -> String,
                           log: @escaping @Sendable (PluginLogLevel, String) -> Void = { _, _ in }) throws -> Strategy {
     func instance(_ library: PluginLibrary) throws -> PluginInstance {
-      try library.makeInstance(configJSON: config(library.descriptor), threads: threads, log: log)
+      try library.makeInstance(configJSON: config(library.descriptor), threads: threads, isolation: isolation, log: log)
     }
     let aggregatorLibrary = try PluginLibrary.open(aggregator, searchPath: searchPath)
     try aggregatorLibrary.require(.aggregator)

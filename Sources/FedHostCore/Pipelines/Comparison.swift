@@ -12,9 +12,14 @@ public struct ComparisonPlan: Sendable {
   /// Plugin config entries (JSON values by key), delivered to every plugin that declares the key;
   /// a key that no plugin of the plan declares is an error.
   public var pluginConfig: [String: String]
+  /// Where plugin calls run: `.process` keeps a crashing, hanging or overrunning plugin from
+  /// taking the run down (`host` runs use it by default).
+  public var isolation: PluginIsolation
 
   public init(strategies: [StrategyEntry], includeBaselines: Bool = true, seeds: [UInt64], settings: RunSettings,
-              searchPath: PluginSearchPath, title: String, pluginConfig: [String: String] = [:]) {
+              searchPath: PluginSearchPath, title: String, pluginConfig: [String: String] = [:],
+              isolation: PluginIsolation = .none) {
+    self.isolation = isolation
     self.strategies = strategies
     self.includeBaselines = includeBaselines
     self.seeds = seeds
@@ -108,10 +113,16 @@ public enum Comparison {
   {
     guard let firstSeed = plan.seeds.first else { throw SettingError("a comparison needs at least one seed") }
     // Configuration mistakes (a missing plugin, a wrong kind, a bad or undeclared config key)
-    // end the run before any training; only failures while running are isolated per strategy.
-    // The strategies loaded here run the first seed.
-    var loaded = try plan.strategies.map { try load($0, plan: plan, seed: firstSeed) }
-    try requireDeclared(plan.pluginConfig, by: loaded)
+    // end the run before any training; a plugin that breaks (even in create) is that strategy's
+    // failure, and the others run. The strategies loaded here run the first seed.
+    var loaded = try plan.strategies.map { entry -> Result<Strategy, Error> in
+      do { return .success(try load(entry, plan: plan, seed: firstSeed)) } catch let error as PluginError where error.isFault {
+        return .failure(error)
+      }
+    }
+    if loaded.allSatisfy({ (try? $0.get()) != nil }) {
+      try requireDeclared(plan.pluginConfig, by: loaded.map { try $0.get() })
+    }
     var checkpoint = RunCheckpoint(fingerprint: plan.fingerprint)
     if let output {
       try output.check(fingerprint: plan.fingerprint)
@@ -158,7 +169,7 @@ public enum Comparison {
           continue
         }
         let strategy: Result<Strategy, Error> = seed == firstSeed
-          ? .success(loaded[index]) : Result { try load(plan.strategies[index], plan: plan, seed: seed) }
+          ? loaded[index] : Result { try load(plan.strategies[index], plan: plan, seed: seed) }
         let result = try runStrategy(index, strategy, seed: seed, run: run, start: start, plan: plan,
                                      checkpoint: &checkpoint, save: save, progress: progress, onOutcome: onOutcome)
         results.append(result)
@@ -173,7 +184,7 @@ public enum Comparison {
   private static func load(_ entry: StrategyEntry, plan: ComparisonPlan, seed: UInt64) throws -> Strategy {
     try StrategyLoader.load(
       aggregator: entry.aggregator, initializer: plan.settings.initializer(for: entry.initializer),
-      clientHook: entry.clientHook, searchPath: plan.searchPath, threads: plan.settings.threads,
+      clientHook: entry.clientHook, searchPath: plan.searchPath, threads: plan.settings.threads, isolation: plan.isolation,
       config: { plan.settings.pluginConfig(for: $0, seed: seed, extra: plan.pluginConfig) })
   }
 

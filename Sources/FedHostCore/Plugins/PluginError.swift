@@ -3,6 +3,16 @@ import Glibc
 /// Everything that can go wrong between the host and a plugin, each a one-line message
 /// naming the file and, where known, the plugin id or symbol.
 public enum PluginError: Error, CustomStringConvertible, Equatable {
+  /// The plugin itself broke (crashed, exited, hung, wrote bad output, its process failed), as
+  /// opposed to a mistake in how it was named or configured: a run reports that strategy failed
+  /// and goes on with the others.
+  public var isFault: Bool {
+    switch self {
+    case .badOutput, .crashed, .exited, .timedOut, .instanceDead, .isolationFailed: true
+    default: false
+    }
+  }
+
   /// A bare name was not found in any search directory.
   case notFound(name: String, searched: [String])
   /// dlopen refused the file (not an ELF shared object, wrong architecture, missing deps).

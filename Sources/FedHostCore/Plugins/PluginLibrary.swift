@@ -108,7 +108,7 @@ public final class PluginLibrary: @unchecked Sendable {
   /// chooses whether the instance lives in this process or in a child plugin-host process.
   public func makeInstance(configJSON: String = "{}", threads: Int = WorkerPool.defaultThreadCount,
                            hostABIMinor: UInt32 = FedHostCore.hostABIMinor,
-                           isolation: PluginIsolation = PluginIsolation.standard,
+                           isolation: PluginIsolation = .none,
                            log: @escaping @Sendable (PluginLogLevel, String) -> Void = { _, _ in })
     throws -> PluginInstance
   {

@@ -16,7 +16,6 @@ public enum PluginValidation {
 
   /// Child side: runs the checks and prints the protocol lines to stdout.
   public static func runChild(library: PluginLibrary) -> Bool {
-    PluginIsolation.standard = .none  // the checks call the plugin directly, whatever a run would do
     let conformance = PluginConformance(
       library: library,
       willRun: { emit("begin \($0)") },
