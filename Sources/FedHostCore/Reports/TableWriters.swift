@@ -3,15 +3,22 @@ import Foundation
 /// Table-I-style renderings of a `ComparisonReport`: per device accuracy and F1, their
 /// average, as mean ± std over seeds, in percent.
 public enum TableWriters {
+  /// Above this many devices the table shows the average and the worst device instead of a
+  /// column pair per device (the CSV and JSON keep every device).
+  public static let maxDeviceColumns = 8
+
   public static func markdown(_ report: ComparisonReport) -> String {
+    let perDevice = report.devices.count <= maxDeviceColumns
     let multiSeed = report.seeds.count > 1
     func cell(_ values: [Double]) -> String {
       let (mean, std) = meanAndStandardDeviation(values)
       return multiSeed ? String(format: "%.2f ± %.2f", mean * 100, std * 100) : String(format: "%.2f", mean * 100)
     }
     var header = ["Method", "Stage"]
-    for device in report.devices { header += ["\(device.name) acc", "\(device.name) F1"] }
-    header += ["Average acc", "Average F1"]
+    if perDevice {
+      for device in report.devices { header += ["\(device.name) acc", "\(device.name) F1"] }
+    }
+    header += ["Average acc", "Average F1"] + (perDevice ? [] : ["Worst device acc", "Worst device F1"])
     let seeds = report.seeds.map(String.init).joined(separator: ", ")
     let caption = multiSeed
       ? "Test accuracy and F1 (%), mean ± std over \(report.seeds.count) seeds (seeds \(seeds))."
@@ -22,13 +29,25 @@ public enum TableWriters {
     for method in report.methods {
       var row = [method.method, method.stage]
       if let failure = method.failure {
-        row += Array(repeating: "—", count: report.devices.count * 2 + 2)
+        row += Array(repeating: "—", count: header.count - 2)
         row[1] = "\(method.stage): **failed**: \(failure.replacingOccurrences(of: "|", with: "\\|"))"
       } else {
-        for device in report.devices.indices { row += [cell(method.accuracy[device]), cell(method.f1[device])] }
+        if perDevice {
+          for device in report.devices.indices { row += [cell(method.accuracy[device]), cell(method.f1[device])] }
+        }
         row += [cell(method.averageAccuracyPerSeed), cell(method.averageF1PerSeed)]
+        if !perDevice {
+          // The device whose mean over seeds is lowest, with its spread over seeds.
+          func worst(_ scores: [[Double]]) -> String {
+            cell(scores.min { meanAndStandardDeviation($0).mean < meanAndStandardDeviation($1).mean } ?? [])
+          }
+          row += [worst(method.accuracy), worst(method.f1)]
+        }
       }
       lines.append("| " + row.joined(separator: " | ") + " |")
+    }
+    if !perDevice {
+      lines += ["", "\(report.devices.count) devices: every device's scores are in report.csv and report.json."]
     }
     if report.devices.contains(where: { $0.widthRate != 1 }) {
       lines += ["", "| Device | Width rate | Parameters |", "| --- | ---: | ---: |"]
