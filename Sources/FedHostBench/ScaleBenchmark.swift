@@ -35,6 +35,63 @@ enum ScaleBenchmark {
     }
   }
 
+  /// Standard-FL rounds that sample 1,000 clients of 1,000 … 100,000 (each size in a child
+  /// process): the median round (training the sampled clients, FedAvg, evaluating the global
+  /// model on them) and the peak RSS, which must follow the sampled clients, not the federation.
+  static func runSampled(quick: Bool) throws -> [BenchmarkRow] {
+    let sizes = quick ? [1_000, 10_000] : [1_000, 10_000, 100_000]
+    var previous: (clients: Int, seconds: Double, peak: Double)?
+    return try sizes.map { clients in
+      let (seconds, best, peak) = try measureSampled(clients: clients)
+      FileHandle.standardError.write(Data("  \(clients) clients, 1,000 per round: \(String(format: "%.2f", seconds)) s per round, peak RSS \(Int(peak / 1_048_576)) MiB\n".utf8))
+      var note = String(format: "median of %d rounds; peak RSS %.0f MiB", sampledRounds, peak / 1_048_576)
+      if let previous {
+        note += String(format: "; ×%.2f time and ×%.2f memory for ×%d clients", seconds / previous.seconds,
+                       peak / previous.peak, clients / previous.clients)
+      }
+      previous = (clients, seconds, peak)
+      return BenchmarkRow(
+        section: "scale", name: "FL round sampling 1,000 of \(clients) clients (train + FedAvg + evaluation)", unit: "s",
+        fedhostMedian: seconds, fedhostMin: best, peer: nil, peerMedian: nil, note: note, higherIsBetter: false)
+    }
+  }
+
+  static let sampledRounds = 3
+
+  private static func measureSampled(clients: Int) throws -> (median: Double, best: Double, peak: Double) {
+    let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+    let result = try ChildProcess.run(executable, ["scale-sampled", String(clients)])
+    let fields = result.output.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    guard result.status == 0, fields.count == 3 else {
+      throw BenchmarkFailure("scale-sampled \(clients) failed: \(result.output)")
+    }
+    return (fields[0], fields[1], fields[2])
+  }
+
+  /// Child side of `runSampled`: prints "median-round-seconds best-round-seconds peak-bytes".
+  static func runSampledOne(clients: Int) throws {
+    var settings = RunSettings(preset: .tuned, protocolKind: .fl)
+    settings.rounds = sampledRounds
+    settings.clientsPerRound = .count(1_000)
+    settings.personalizationEpochs = 0
+    let run = try StandardFLRun(makeFederation(clients: clients), settings: settings, seed: 1)
+    let strategy = try StrategyLoader.load(aggregator: "libFedAvg.so", initializer: .none, clientHook: nil,
+                                           searchPath: .standard(), threads: settings.threads,
+                                           config: { settings.pluginConfig(for: $0, seed: 1, extra: [:]) })
+    let outcome = try run.run(strategy, startingModel: run.engine.initialModel(), resume: nil, checkpoint: nil,
+                              progress: { _ in })
+    let rounds = Statistics(outcome.rounds.map(\.seconds), higherIsBetter: false)
+    print(rounds.median, rounds.best, peakResidentBytes())
+  }
+
+  /// VmHWM, not getrusage's ru_maxrss: the latter is inherited from the parent at fork.
+  private static func peakResidentBytes() -> Int {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    let highWater = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
+      .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+    return highWater * 1024
+  }
+
   private static func measure(clients: Int) throws -> (seconds: Double, peak: Double) {
     let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
     let result = try ChildProcess.run(executable, ["scale-one", String(clients)])
@@ -56,11 +113,7 @@ enum ScaleBenchmark {
     let roundSeconds = try seconds {
       _ = try engine.runRound(0, global: global, strategy: strategy, participants: Array(0..<clients))
     }
-    // VmHWM, not getrusage's ru_maxrss: the latter is inherited from the parent at fork.
-    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-    let highWater = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
-      .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
-    print(roundSeconds, highWater * 1024)
+    print(roundSeconds, peakResidentBytes())
   }
 
   private static func makeFederation(clients: Int) -> FederationData {

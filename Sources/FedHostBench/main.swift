@@ -12,8 +12,10 @@ func benchmarkMain() -> Int32 {
     defer { arguments.removeSubrange(index...(index + 1)) }
     return arguments[index + 1]
   }
-  if arguments.first == "scale-one", arguments.count == 2, let clients = Int(arguments[1]) {
-    do { try ScaleBenchmark.runOne(clients: clients) } catch {
+  if ["scale-one", "scale-sampled"].contains(arguments.first), arguments.count == 2, let clients = Int(arguments[1]) {
+    do {
+      if arguments[0] == "scale-one" { try ScaleBenchmark.runOne(clients: clients) } else { try ScaleBenchmark.runSampledOne(clients: clients) }
+    } catch {
       FileHandle.standardError.write(Data("FedHostBench: \(error)\n".utf8))
       return 1
     }
@@ -37,7 +39,7 @@ func benchmarkMain() -> Int32 {
       case "training": rows += try TrainingBenchmark.run(quick: quick)
       case "batched": rows += try BatchedTrainingBenchmark.run(quick: quick)
       case "export": rows += try ExportBenchmark.run(quick: quick)
-      case "scale": rows += try ScaleBenchmark.run(quick: quick)
+      case "scale": rows += try ScaleBenchmark.run(quick: quick) + ScaleBenchmark.runSampled(quick: quick)
       case "end-to-end": rows += try EndToEndBenchmark.run(quick: quick)
       case "isolation": rows += try IsolationBenchmark.run(quick: quick, pluginDirectory: pluginDirectory)
       default: rows += try AggregationBenchmark.run(quick: quick, pluginDirectory: pluginDirectory)
