@@ -172,6 +172,14 @@ struct PipelineTests {
       (["compare", "--aggregators", "libFedAvg.so", "--seeds", "1,1"], "--seeds lists seed 1 twice"),
       (["compare", "--aggregators", "libFedAvg.so", "--seeds", "0"], "--seeds must be a count within 1...1000, not 0"),
       (["splits"], "--out DIR is required"),
+      (["splits", "--out", "x", "--seed", "1e3"], "--seed expects a non-negative integer, got \"1e3\""),
+      (["--aggregator", "libFedAvg.so", "--isolation", "thread"], "--isolation must be process or none, not \"thread\""),
+      (["--aggregator", "libFedAvg.so", "--plugin-timeout", "0"], "--plugin-timeout must be within (0, 86400] seconds, not 0.0"),
+      (["--aggregator", "libFedAvg.so", "--isolation", "none", "--plugin-timeout", "5"], "--plugin-timeout needs --isolation process"),
+      (["--aggregator", "libFedAvg.so", "--force"], "--force goes with --out DIR"),
+      (["--aggregator", "libFedAvg.so", "--resume", "x", "--force"], "--force starts over; it cannot go with --resume"),
+      (["--aggregator", "libFedAvg.so", "--protocol", "fl", "--export", "x", "--personalization-epochs", "0"],
+       "--export writes the personalized models: set --personalization-epochs above 0"),
     ] {
       let run = try runHost(arguments)
       #expect(run.status == 2, "\(arguments)")

@@ -107,6 +107,16 @@ struct RunSettingsTests {
     #expect(message { _ = try resolve(flags: flags, protocol: kind) } == expected)
   }
 
+  @Test func pluginConfigComesFromTheSpec() throws {
+    let json = #"{"devices": [{"name": "m", "dataset": "m.csv", "label": "fail"}], "plugin_config": {"mode": "median", "beta": 0.25, "list": [1, 2]}, "training": {"mu": 0.1}}"#
+    let training = try FederationSpec.parse(Data(json.utf8), fileName: "spec.json").training
+    #expect(training.pluginConfig == ["mode": "\"median\"", "beta": "0.25", "list": "[1,2]", "mu": "0.1"])
+    #expect(message {
+      _ = try FederationSpec.parse(Data(#"{"devices": [{"name": "m", "dataset": "m.csv", "label": "fail"}], "plugin_config": 3}"#.utf8),
+                                   fileName: "spec.json")
+    } == "spec.json: plugin_config: expected an object, found a number")
+  }
+
   @Test func badPresetAndProtocolAreOneLine() {
     #expect(message { _ = try resolve(preset: "fast") } == "--preset must be one of paper, tuned, not \"fast\"")
     #expect(message { _ = try resolve(protocol: "x") } == "--protocol must be one of fed-meta-align, fl, not \"x\"")
