@@ -118,3 +118,12 @@ def test_refusals_are_one_line(tmp_path: Path) -> None:
         strategy_plugins(paper_engine(), "libSimilarityAware.so", "libSimilarityAware.so")
     with pytest.raises(ProtocolError, match="libFedAvg.so: not a client-hook"):
         strategy_plugins(paper_engine(), "libFedAvg.so", None, "libFedAvg.so")
+
+
+def test_too_few_supernodes_is_one_line_not_a_hang() -> None:
+    from conftest import FakeGrid
+    from fedhost_flower.app import DEFAULTS, GridClients
+
+    config = {**DEFAULTS, "node-timeout": 0}
+    with pytest.raises(ProtocolError, match=r"the federation has 2 devices but 1 SuperNode\(s\) connected within 0 s"):
+        GridClients(FakeGrid([7]), config, 2)
