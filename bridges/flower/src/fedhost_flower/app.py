@@ -319,7 +319,7 @@ def make_server_app(defaults: Mapping[str, Any] | None = None) -> ServerApp:
             (out / "report.md").write_text(outcome.report_markdown)
             (out / "rounds.json").write_text(json.dumps(
                 [{"round": r.round, "clients": r.clients, "failed": r.failed, "weights": r.weights,
-                  "test_loss": r.test_loss, "test_accuracy": r.test_accuracy} for r in outcome.rounds], indent=1))
+                  "test_loss": r.test_loss, "test_accuracy": r.test_accuracy, "seconds": r.seconds} for r in outcome.rounds], indent=1))
             (out / "failures.txt").write_text("".join(line + "\n" for line in clients.failures))
         print(outcome.report_markdown)
 
