@@ -21,55 +21,22 @@ SETTINGS="${4:-rounds=2}"
 SEED="${5:-3}"
 FEDERATION="${FEDERATION:-$REPO/Examples/paper-federation.json}"
 DATA_DIR="${DATA_DIR:-$(realpath -m "$REPO/../shared/data")}"
-WORK="$(mktemp -d /tmp/fedhost-flower-deploy.XXXXXX)"
-export FLWR_HOME="$WORK/flwr-home"        # keep Flower's state and config out of ~/.flwr
 export FEDHOST_PLUGIN_DIR="${FEDHOST_PLUGIN_DIR:?set FEDHOST_PLUGIN_DIR to the directory with libFedHostEngine.so}"
-PIDS=()
-# Each daemon runs in its own process group (setsid): stopping the group also stops the
-# SuperExec/ServerApp/ClientApp processes it spawned.
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
-  sleep 2
-  for pid in "${PIDS[@]}"; do kill -9 -- "-$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+source "$HERE/../deployment.sh"
 
-# Free ports on 127.0.0.1 (other runs may hold Flower's defaults 8000/9094…).
-read -r LINK_PORT NODE_BASE < <(python - <<'PY'
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks)); [s.close() for s in socks]
-PY
-)
-setsid flower-superlink --insecure --disable-runtime-dependency-installation \
-  --port "$LINK_PORT" --database "$WORK/state.db" > "$WORK/superlink.log" 2>&1 &
-PIDS+=($!)
+start_superlink
 NODE_PIDS=()
 for i in $(seq 0 $((DEVICES - 1))); do
-  setsid flower-supernode --insecure --superlink "127.0.0.1:$LINK_PORT" --port $((NODE_BASE + i)) \
-    --node-config "partition-id=$i" > "$WORK/supernode-$i.log" 2>&1 &
-  PIDS+=($!)
-  NODE_PIDS+=($!)
+  start_supernode "$i" "partition-id=$i"
+  NODE_PIDS+=("${PIDS[-1]}")
 done
-
-mkdir -p "$FLWR_HOME"
-cat > "$FLWR_HOME/config.toml" <<TOML
-[superlink]
-default = "local-deployment"
-
-[superlink.local-deployment]
-address = "127.0.0.1:$LINK_PORT"
-insecure = true
-TOML
 
 if [ -n "${KILL_DEVICE:-}" ]; then
   (sleep "${KILL_AFTER:-20}"; echo "run_deployment.sh: killing device $KILL_DEVICE's SuperNode"
    kill -9 -- "-${NODE_PIDS[$KILL_DEVICE]}" 2>/dev/null || true) &
 fi
 
-# Wait (up to 60 s) for the Control API to accept connections.
-for _ in $(seq 60); do (exec 3<>/dev/tcp/127.0.0.1/$LINK_PORT) 2>/dev/null && break; sleep 1; done
+wait_for_superlink
 start=$SECONDS
 timeout 600 flwr run "$HERE" local-deployment --stream --run-config "federation='$FEDERATION' \
 data-dir='$DATA_DIR' protocol='$PROTOCOL' aggregator='$AGGREGATOR' settings='$SETTINGS' seed=$SEED \
