@@ -70,3 +70,17 @@ def test_bad_settings_are_one_line() -> None:
         paper_engine("fed-meta-align").baseline(BASELINE_CENTRALIZED)
     with pytest.raises(EngineError, match="missing.json: cannot read file"):
         Engine(REPO / "missing.json", DATA, {}, seed=0)
+
+
+def test_personalized_model_exports_with_host(tmp_path: Path) -> None:
+    """fhe_save_model writes the .fhmodel host export reads: Phase 3 on a node, export anywhere."""
+    engine = paper_engine()
+    model, score = engine.personalize(1, engine.starting_model())
+    assert model.size == engine.client_parameter_count(1) and 0 < score["accuracy"] <= 1
+    path = tmp_path / "machine.fhmodel"
+    engine.save_model(1, model, path)
+    run = subprocess.run([str(PLUGIN_DIR / "host"), "export", "--model", str(path), "--device", "machine",
+                          "--federation", str(SPEC), "--data-dir", str(DATA), "--seed", "3", "--format", "tflite",
+                          "--out", str(tmp_path / "machine.tflite")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "machine.tflite").stat().st_size > 1000

@@ -4,6 +4,7 @@ simulation engine give host's report, bit for bit; refusals and a dying client a
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,17 @@ def test_too_few_supernodes_is_one_line_not_a_hang() -> None:
     config = {**DEFAULTS, "node-timeout": 0}
     with pytest.raises(ProtocolError, match=r"the federation has 2 devices but 1 SuperNode\(s\) connected within 0 s"):
         GridClients(FakeGrid([7]), config, 2)
+
+
+def test_flower_deployment_reproduces_host_report(tmp_path: Path) -> None:
+    """A SuperLink and one SuperNode per device on 127.0.0.1, flwr run: host's report (about 70 s)."""
+    script = SIMULATION.with_name("run_deployment.sh")
+    env = dict(os.environ, FEDHOST_PLUGIN_DIR=str(PLUGIN_DIR), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    run = subprocess.run([str(script), "2", "fl", "libFedProx.so", "rounds=2", "3"], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    work = Path(run.stdout.split("logs and result: ")[-1].split()[0])
+    report = json.loads((work / "result" / "report.json").read_text())
+    expected = host_report("--protocol", "fl", "--aggregator", "libFedProx.so", "--initializer", "none")
+    report.pop("title"), expected.pop("title")
+    assert report == expected
