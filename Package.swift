@@ -26,6 +26,8 @@ let package = Package(
     .library(name: "FedProx", type: .dynamic, targets: ["FedProx"]),
     .library(name: "SimilarityAware", type: .dynamic, targets: ["SimilarityAware"]),
     .library(name: "MEFLVariance", type: .dynamic, targets: ["MEFLVariance"]),
+    // The engine as a C library for other processes and languages (bridges/flower's ClientApp).
+    .library(name: "FedHostEngine", type: .dynamic, targets: ["FedHostEngine"]),
   ] + strategyPlugins.map { .library(name: $0, type: .dynamic, targets: [$0]) },
   targets: [
     // The contract: one C header, nothing else. Host and plugins both import it.
@@ -36,6 +38,10 @@ let package = Package(
             swiftSettings: fastMath),
     // Everything the host does, testable: model, data, plugin loading, federation, pipelines, reports.
     .target(name: "FedHostCore", dependencies: ["PluginAPI"], path: "Sources/FedHostCore",
+            swiftSettings: fastMath),
+    // fedhost_engine.h (C types only) and the Swift that implements it over FedHostCore.
+    .target(name: "FedHostEngineAPI", path: "Sources/FedHostEngine/API"),
+    .target(name: "FedHostEngine", dependencies: ["FedHostCore", "FedHostEngineAPI"], path: "Sources/FedHostEngine/Engine",
             swiftSettings: fastMath),
     .executableTarget(name: "Host", dependencies: ["FedHostCore"], path: "Sources/Host"),
     .executableTarget(name: "FedHostBench", dependencies: ["FedHostCore"], path: "Sources/FedHostBench",

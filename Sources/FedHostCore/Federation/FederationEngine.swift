@@ -106,6 +106,14 @@ public final class FederationEngine: @unchecked Sendable {
     subModels[index].map { coverages[$0.rate]! }
   }
 
+  /// Client `index`'s update for `round`, trained from `global` with `hook` (its client-side
+  /// plugin, if any): what `runRound` hands the aggregator for this client, for a caller that
+  /// trains clients elsewhere (the engine library under Flower).
+  public func trainClient(_ index: Int, round: Int, global: ParameterVector, hook: PluginInstance?) throws -> ClientUpdate {
+    try trainClient(index, round: round, global: global, hook: hook,
+                    trainer: MLPTrainer(architecture: architecture(ofClient: index)))
+  }
+
   private func trainClient(_ index: Int, round: Int, global: ParameterVector, hook: PluginInstance?,
                            trainer: MLPTrainer) throws -> ClientUpdate {
     let data = try clients.data(index)

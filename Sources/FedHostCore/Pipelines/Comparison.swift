@@ -44,7 +44,7 @@ public struct StrategyEntry: Sendable, Equatable {
 }
 
 /// A baseline's scores on one seed.
-struct BaselineResult: Codable, Sendable {
+public struct BaselineResult: Codable, Sendable {
   var seed: UInt64
   var baseline: Baseline
   var scores: [DeviceScore]
@@ -52,7 +52,7 @@ struct BaselineResult: Codable, Sendable {
 
 /// What one strategy run (one seed) produced, or why it failed: the results model that the
 /// report is built from and the checkpoint keeps.
-struct StrategyRunResult: Codable, Sendable {
+public struct StrategyRunResult: Codable, Sendable {
   var seed: UInt64
   var strategyIndex: Int
   var name: String
@@ -143,10 +143,7 @@ public enum Comparison {
     for seed in plan.seeds {
       let run = try plan.settings.prepare(data, seed: seed)
       let engine = run.engine
-      devices = (0..<engine.clients.count).map {
-        DeviceInfo(name: engine.clients.profiles[$0].name, widthRate: engine.subModel(ofClient: $0)?.rate ?? 1,
-                   parameterCount: engine.architecture(ofClient: $0).parameterCount)
-      }
+      devices = engine.reportedDevices
       progress("[seed \(seed)] \(devices.count) devices, model \(engine.architecture), protocol \(plan.settings.protocolKind.rawValue)")
       let start = try run.startingModel(progress: progress)
       if plan.includeBaselines {
@@ -238,7 +235,8 @@ public enum Comparison {
   }
 
   /// The report: baselines first, then each strategy's global and (if any) personalized rows.
-  private static func report(_ plan: ComparisonPlan, devices: [DeviceInfo], baselines: [BaselineResult],
+  /// Public for a caller that ran the strategies elsewhere (the engine library under Flower).
+  public static func report(_ plan: ComparisonPlan, devices: [DeviceInfo], baselines: [BaselineResult],
                              results: [StrategyRunResult]) -> ComparisonReport {
     var methods: [MethodResult] = []
     var kinds: [Baseline] = []

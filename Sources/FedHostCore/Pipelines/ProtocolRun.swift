@@ -35,6 +35,10 @@ public protocol ProtocolRun: AnyObject {
   /// The baselines this protocol reports, in report order.
   var baselines: [Baseline] { get }
   func scores(of baseline: Baseline) throws -> [DeviceScore]
+  /// The clients that train in `round` (sorted).
+  func participants(inRound round: Int) -> [Int]
+  /// Client `index`'s rows for Phase 3 / personalization: fine-tuning, threshold choice, test.
+  func personalizationData(_ index: Int) throws -> (train: Samples, validation: Samples, test: Samples)
   /// The model every strategy starts from (computed once per seed).
   func startingModel(progress: (String) -> Void) throws -> ParameterVector
   /// Runs a strategy from `startingModel`, or from `resume`; `checkpoint` receives the state
@@ -97,21 +101,28 @@ extension FederationEngine {
     throws -> [(model: ParameterVector, score: DeviceScore)]
   {
     try map(Array(0..<clients.count)) { [self] index in
-      let model = try localModel(global, client: index)
-      let architecture = architecture(ofClient: index)
-      let parts = try data(index)
-      if settings.personalizationEpochs > 0 {
-        let frozen = Int((Double(architecture.layerCount) * settings.freezeFraction).rounded(.down))
-        let options = trainingOptions(epochs: settings.personalizationEpochs,
-                                      learningRate: settings.personalizationLearningRate,
-                                      seed: deriveSeed(self.settings.seed, .personalization, UInt64(index)),
-                                      frozenLayers: frozen)
-        try fit(model, architecture: architecture, data: parts.train, validation: parts.validation, options: options,
-                patience: settings.earlyStoppingPatience, holdOutValidation: settings.threshold == .f1)
-      }
-      return (model, try score(model, architecture: architecture, test: parts.test, validation: parts.validation,
-                               rule: settings.threshold))
+      try personalize(global, client: index, settings: settings, data: data(index))
     }
+  }
+
+  /// Client `index`'s part of `personalize`: its slice of `global` fine-tuned on `parts` and scored.
+  public func personalize(_ global: ParameterVector, client index: Int, settings: RunSettings,
+                          data parts: (train: Samples, validation: Samples, test: Samples))
+    throws -> (model: ParameterVector, score: DeviceScore)
+  {
+    let model = try localModel(global, client: index)
+    let architecture = architecture(ofClient: index)
+    if settings.personalizationEpochs > 0 {
+      let frozen = Int((Double(architecture.layerCount) * settings.freezeFraction).rounded(.down))
+      let options = trainingOptions(epochs: settings.personalizationEpochs,
+                                    learningRate: settings.personalizationLearningRate,
+                                    seed: deriveSeed(self.settings.seed, .personalization, UInt64(index)),
+                                    frozenLayers: frozen)
+      try fit(model, architecture: architecture, data: parts.train, validation: parts.validation, options: options,
+              patience: settings.earlyStoppingPatience, holdOutValidation: settings.threshold == .f1)
+    }
+    return (model, try score(model, architecture: architecture, test: parts.test, validation: parts.validation,
+                             rule: settings.threshold))
   }
 
   /// The Local Only baseline: each client trains a fresh model of its own architecture alone on
@@ -140,6 +151,14 @@ extension FederationEngine {
       let parts = try data(index)
       return try score(localModel(global, client: index), architecture: architecture(ofClient: index), test: parts.test,
                        validation: parts.validation, rule: rule)
+    }
+  }
+
+  /// The devices as a report lists them.
+  public var reportedDevices: [DeviceInfo] {
+    (0..<clients.count).map {
+      DeviceInfo(name: clients.profiles[$0].name, widthRate: subModel(ofClient: $0)?.rate ?? 1,
+                 parameterCount: architecture(ofClient: $0).parameterCount)
     }
   }
 

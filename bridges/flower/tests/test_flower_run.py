@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import plugin_path
+import pytest
+
+from conftest import FakeGrid, plugin_path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "logreg" / "run_simulation.py"
 ROUNDS, SUPERNODES = 5, 3
@@ -38,3 +40,14 @@ def test_similarity_aware_federation_learns(tmp_path: Path) -> None:
         assert sorted(train["fedhost-client-ids"]) == list(range(SUPERNODES))
         assert "query_loss" in train and "eval_loss" in result["client_eval"][str(r)]
     assert "SimilarityAware" in proc.stdout + proc.stderr  # the strategy summary names the plugin
+
+
+def test_too_few_supernodes_is_one_line_not_a_hang() -> None:
+    """Flower's default simulation starts 2 SuperNodes: the app's default now waits for 2, and a
+    mismatch ends in one line after node-timeout instead of waiting forever."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    from fedhost_logreg.server_app import wait_for_nodes
+
+    wait_for_nodes(FakeGrid([1, 2]), 2, 0)
+    with pytest.raises(RuntimeError, match=r"num-partitions is 3 but 2 SuperNode\(s\) connected within 0 s"):
+        wait_for_nodes(FakeGrid([1, 2]), 3, 0)

@@ -120,7 +120,7 @@ def test_mefl_state_round_trip_through_the_bridge(federation) -> None:
     """Round 1 on A, save; B loads it: round 2 on A and B agree; a fresh C (no state) differs."""
     global_model, replies = federation
     config = {"seed": 5, "variance_mode": "v2"}
-    a, b, c = (PluginStrategy(plugin_path("MEFLVariance"), config) for _ in range(3))
+    a, b, c = (PluginStrategy(plugin_path("MEFLVariance"), config, server_side_only=True) for _ in range(3))
     after_round1, _, _, _ = run_round(a, global_model, replies)
     state = a.save_state()
     assert len(state) > 0
@@ -162,3 +162,10 @@ def test_random_models_many_rounds_match_flower(record_property) -> None:
         worst = max(worst, max_abs_diff(ours_model, theirs_model))
     assert worst < 1e-5
     record_property("max_abs_diff_fedavg_5_rounds", worst)
+
+
+def test_a_client_side_the_clients_cannot_run_is_refused() -> None:
+    """MEFL's Meta-GDP (train_local) needs FedHost's trainer: refused unless asked for server-side only."""
+    with pytest.raises(PluginError, match="its train_local .* cannot run in Flower ClientApps") as caught:
+        PluginStrategy(plugin_path("MEFLVariance"))
+    assert "\n" not in str(caught.value)

@@ -53,6 +53,14 @@ public final class FedMetaAlignRun: ProtocolRun, @unchecked Sendable {
     }
   }
 
+  /// Phase 2 trains every device every round.
+  public func participants(inRound round: Int) -> [Int] { Array(0..<engine.clients.count) }
+
+  public func personalizationData(_ index: Int) throws -> (train: Samples, validation: Samples, test: Samples) {
+    let device = prepared.devices[index]
+    return (device.phase3Train, device.phase3Validation, device.test)
+  }
+
   /// Phase 0: the seeded initial model, pretrained on the public set when the settings ask.
   public func startingModel(progress: (String) -> Void) throws -> ParameterVector {
     let model = engine.initialModel()
@@ -92,15 +100,17 @@ public final class FedMetaAlignRun: ProtocolRun, @unchecked Sendable {
     }
     (global, rounds) = try engine.runRounds(
       from: global, strategy: strategy, records: rounds, count: settings.rounds, label: "phase 2",
-      participants: { _ in everyone },
+      participants: participants(inRound:),
       checkpoint: { [afterInitialization] model, records in
         try checkpoint?(ResumePoint(completedRounds: records.count, global: model, strategy: strategy, rounds: records,
                                     afterInitialization: afterInitialization))
       }, progress: progress)
-    let devices = prepared.devices
-    let globalScores = try engine.scoreGlobal(global, rule: settings.threshold) { (devices[$0].phase3Validation, devices[$0].test) }
+    let globalScores = try engine.scoreGlobal(global, rule: settings.threshold) { index in
+      let parts = try personalizationData(index)
+      return (parts.validation, parts.test)
+    }
     let clock = ContinuousClock.now
-    let personalized = try engine.personalize(global, settings: settings) { (devices[$0].phase3Train, devices[$0].phase3Validation, devices[$0].test) }
+    let personalized = try engine.personalize(global, settings: settings, data: personalizationData)
     progress("[phase 3] \(strategy.name) personalized: accuracy " + formatList(personalized.map(\.score.accuracy))
                + String(format: " (%.1f s)", clock.secondsSince))
     return StrategyOutcome(name: strategy.name, global: globalScores, personalized: personalized.map(\.score),

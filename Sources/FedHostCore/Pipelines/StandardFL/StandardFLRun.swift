@@ -27,14 +27,14 @@ public final class StandardFLRun: ProtocolRun, @unchecked Sendable {
   public var runsInitializers: Bool { false }
   public var baselines: [Baseline] { [.localOnly, .centralized] }
 
-  private func parts(_ index: Int) throws -> (train: Samples, validation: Samples, test: Samples) {
+  public func personalizationData(_ index: Int) throws -> (train: Samples, validation: Samples, test: Samples) {
     let client = try engine.clients.data(index)
     return (client.train, client.validation, client.test)
   }
 
   public func scores(of baseline: Baseline) throws -> [DeviceScore] {
     switch baseline {
-    case .localOnly: try engine.localOnly(settings: settings, learningRate: settings.learningRate, data: parts)
+    case .localOnly: try engine.localOnly(settings: settings, learningRate: settings.learningRate, data: personalizationData)
     case .centralized: try centralized()
     }
   }
@@ -59,7 +59,7 @@ public final class StandardFLRun: ProtocolRun, @unchecked Sendable {
   public func startingModel(progress: (String) -> Void) throws -> ParameterVector { engine.initialModel() }
 
   /// The clients that train in `round`: all, or a seeded sample without replacement, sorted.
-  func participants(inRound round: Int) -> [Int] {
+  public func participants(inRound round: Int) -> [Int] {
     let count = engine.clients.count
     let size = settings.clientsPerRound.sampleSize(of: count)
     guard size < count else { return Array(0..<count) }
@@ -93,13 +93,13 @@ public final class StandardFLRun: ProtocolRun, @unchecked Sendable {
                                     afterInitialization: nil))
       }, progress: progress)
     let globalScores = try engine.scoreGlobal(global, rule: settings.threshold) { index in
-      let parts = try parts(index)
+      let parts = try personalizationData(index)
       return (parts.validation, parts.test)
     }
     var personalized: [(model: ParameterVector, score: DeviceScore)]?
     if settings.personalizationEpochs > 0 {
       let clock = ContinuousClock.now
-      personalized = try engine.personalize(global, settings: settings, data: parts)
+      personalized = try engine.personalize(global, settings: settings, data: personalizationData)
       progress("[personalize] \(strategy.name): accuracy " + formatList(personalized!.map(\.score.accuracy))
                  + String(format: " (%.1f s)", clock.secondsSince))
     }

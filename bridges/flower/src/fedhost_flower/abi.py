@@ -119,8 +119,26 @@ class fhp_host(Structure):
     ]
 
 
-# Function pointer types of the vtable.  Pointers to structs the bridge never builds
-# (initializer/client ops) stay c_void_p: the bridge does not call those functions.
+TRAIN_CLIENT_FN = CFUNCTYPE(fhp_status, c_void_p, c_uint32, POINTER(c_float), c_uint64, c_uint32, POINTER(c_double))
+EVALUATE_CLIENT_FN = CFUNCTYPE(
+    fhp_status, c_void_p, c_uint32, POINTER(c_float), c_uint64, POINTER(c_double), POINTER(c_double)
+)
+OPS_LAST_ERROR_FN = CFUNCTYPE(c_void_p, c_void_p)
+
+
+class fhp_initializer_ops(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("n_clients", c_uint32),
+        ("ctx", c_void_p),
+        ("train_client", TRAIN_CLIENT_FN),
+        ("evaluate_client", EVALUATE_CLIENT_FN),
+        ("last_error", OPS_LAST_ERROR_FN),
+    ]
+
+
+# Function pointer types of the vtable.  The client ops of train_local stay c_void_p: the
+# bridge runs client hooks in FedHost's engine (libFedHostEngine.so), never through ctypes.
 CREATE_FN = CFUNCTYPE(fhp_status, POINTER(fhp_host), c_char_p, POINTER(c_void_p))
 DESTROY_FN = CFUNCTYPE(None, c_void_p)
 LAST_ERROR_FN = CFUNCTYPE(c_char_p, c_void_p)
@@ -129,7 +147,7 @@ AGGREGATE_FN = CFUNCTYPE(
     fhp_status, c_void_p, c_uint32, POINTER(c_float), c_uint64, c_void_p, c_uint32,
     POINTER(c_float), POINTER(c_double),
 )
-INITIALIZE_FN = CFUNCTYPE(fhp_status, c_void_p, c_void_p, POINTER(c_float), c_uint64)
+INITIALIZE_FN = CFUNCTYPE(fhp_status, c_void_p, POINTER(fhp_initializer_ops), POINTER(c_float), c_uint64)
 ADJUST_GRADIENT_FN = CFUNCTYPE(
     fhp_status, c_void_p, c_uint32, POINTER(c_float), POINTER(c_float), POINTER(c_float), c_uint64
 )

@@ -8,6 +8,7 @@ appearance) and calls ``aggregate``.  No aggregation math happens here.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -107,13 +108,37 @@ def proximal_mu(instance: PluginInstance) -> float | None:
     mu = config_value(instance, "mu")
     return None if mu is None else float(mu)
 
+_log = logging.getLogger("fedhost_flower.core")
+
+
+def client_side_refusal(instance: PluginInstance) -> str | None:
+    """Why a plugin's client side cannot run with a strategy whose clients are not FedHost's
+    (None when it can): train_local needs FedHost's trainer as gradient oracle, and an
+    adjust_gradient other than FedProx's μ has nothing to tell Flower's clients."""
+    if instance.library.function("train_local") is not None:
+        return ("its train_local (client-side procedure) cannot run in Flower ClientApps that are not FedHost's; "
+                "run it with host")
+    if instance.library.function("adjust_gradient") is not None and proximal_mu(instance) is None:
+        return ("its adjust_gradient has no mu key to send to Flower's clients as proximal-mu; "
+                "run it in the FedHost app (bridges/flower/examples/fedhost)")
+    return None
+
 
 class PluginAggregator:
     """Runs one plugin instance's ``aggregate`` on named arrays."""
 
-    def __init__(self, instance: PluginInstance) -> None:
+    def __init__(self, instance: PluginInstance, server_side_only: bool = False) -> None:
+        """``server_side_only``: run a plugin whose client side cannot run here (MEFL's
+        train_local) for its aggregate alone, as the caller's explicit choice."""
         if instance.library.function("aggregate") is None:
             raise PluginError("not an aggregator (its vtable has no aggregate)", plugin=instance.descriptor.name)
+        refusal = client_side_refusal(instance)
+        if refusal and not server_side_only:
+            raise PluginError(refusal + " (or pass server_side_only=True to aggregate without it)",
+                              plugin=instance.descriptor.name)
+        if instance.library.function("initialize") is not None:
+            _log.warning("[%s] a Flower strategy runs only aggregate: its initialize (Phase 1) does not run here; "
+                         "the FedHost app (bridges/flower/examples/fedhost) runs it", instance.descriptor.name)
         self.instance = instance
         #: Flower node id → the plugin's client id (stable across rounds, 0..n-1).
         self.client_ids: dict[Hashable, int] = {}

@@ -33,11 +33,12 @@ class LegacyPluginStrategy(LegacyFedAvg):
         self,
         plugin: str | os.PathLike[str] | PluginInstance,
         plugin_config: Mapping[str, Any] | None = None,
+        server_side_only: bool = False,
         **fedavg_kwargs: Any,
     ) -> None:
         super().__init__(**fedavg_kwargs)
         self.plugin = open_plugin(plugin, plugin_config)
-        self.aggregator = PluginAggregator(self.plugin)
+        self.aggregator = PluginAggregator(self.plugin, server_side_only)
         self.proximal_mu: float | None = proximal_mu(self.plugin)
         self._global: dict[str, Any] | None = None
 

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from ctypes import POINTER, byref, c_double, c_float, c_uint8, c_uint64, c_void_p
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import abi
+from .handle import OwnedHandle
 
 __all__ = [
     "ConfigKey",
@@ -222,14 +223,14 @@ class PluginLibrary:
         return f"<PluginLibrary {d.name} {d.version} ({d.id}) from {self.path}>"
 
 
-class PluginInstance:
+class PluginInstance(OwnedHandle):
     """One plugin instance (``fhp_instance``).  Calls on one instance are serialized by a lock."""
 
     def __init__(self, library: PluginLibrary, config: Mapping[str, Any] | str | None = None) -> None:
         self.library = library
         self.config_json = config if isinstance(config, str) else json.dumps(dict(config or {}))
         self.config: dict[str, Any] = json.loads(self.config_json)
-        self._lock = threading.Lock()
+        super().__init__()
         self._log_fn = abi.LOG_FN(self._on_log)  # referenced until destroy
         self._host = abi.fhp_host(
             struct_size=ctypes.sizeof(abi.fhp_host),
@@ -307,6 +308,58 @@ class PluginInstance:
             )
         return out_global, out_weights
 
+    def initialize(
+        self,
+        weights: np.ndarray,
+        n_clients: int,
+        train_client: Callable[[int, np.ndarray, int], tuple[np.ndarray, float]],
+        evaluate_client: Callable[[int, np.ndarray], tuple[float, float]],
+    ) -> np.ndarray:
+        """``vt->initialize`` with host callbacks in Python: ``train_client(client, weights,
+        epochs) -> (trained, loss)`` and ``evaluate_client(client, weights) -> (loss, accuracy)``.
+        An exception in a callback fails that callback (FHP_E_HOST, its message readable by the
+        plugin) and is raised again here once the plugin returns."""
+        fn = self._require("initialize")
+        out = np.ascontiguousarray(weights, dtype=np.float32).reshape(-1).copy()
+        n_params = out.size
+        failure: list[BaseException] = []
+        message = ctypes.create_string_buffer(512)
+
+        def guarded(body: Callable[[], None]) -> int:
+            try:
+                body()
+                return abi.FHP_OK
+            except Exception as err:  # noqa: BLE001 - handed to the plugin as a status, raised below
+                failure.append(err)
+                message.value = str(err).encode()[:511]
+                return abi.FHP_E_HOST
+
+        def train(_ctx: int | None, client: int, pointer: Any, count: int, epochs: int, loss: Any) -> int:
+            def body() -> None:
+                current = np.ctypeslib.as_array(pointer, shape=(count,))
+                trained, value = train_client(int(client), current.copy(), int(epochs))
+                current[:] = np.asarray(trained, dtype=np.float32).reshape(-1)
+                loss[0] = value
+            return guarded(body)
+
+        def evaluate(_ctx: int | None, client: int, pointer: Any, count: int, loss: Any, accuracy: Any) -> int:
+            def body() -> None:
+                current = np.ctypeslib.as_array(pointer, shape=(count,)).copy()
+                loss[0], accuracy[0] = evaluate_client(int(client), current)
+            return guarded(body)
+
+        callbacks = (abi.TRAIN_CLIENT_FN(train), abi.EVALUATE_CLIENT_FN(evaluate),
+                     abi.OPS_LAST_ERROR_FN(lambda _ctx: ctypes.addressof(message)))
+        ops = abi.fhp_initializer_ops(struct_size=ctypes.sizeof(abi.fhp_initializer_ops), n_clients=n_clients,
+                                      ctx=None, train_client=callbacks[0], evaluate_client=callbacks[1],
+                                      last_error=callbacks[2])
+        with self._lock:
+            status = fn(self._handle, byref(ops), out.ctypes.data_as(POINTER(c_float)), n_params)
+        if failure:
+            raise failure[0]
+        self._check(status)
+        return out
+
     def save_state(self) -> bytes:
         """``vt->save_state``; a stateless plugin (NULL save_state) gives ``b""``."""
         if self.library.function("save_state") is None:
@@ -333,19 +386,6 @@ class PluginInstance:
         with self._lock:
             self._check(fn(self._handle, buf, len(state)))
 
-    def close(self) -> None:
-        """``vt->destroy``; idempotent.  The library itself stays loaded."""
-        with self._lock:
-            if self._handle is not None:
-                self.library.function("destroy")(self._handle)
-                self._handle = None
-
-    def __enter__(self) -> PluginInstance:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if getattr(self, "_handle", None) is not None:
-            self.close()
+    def _destroy(self, handle: c_void_p) -> None:
+        """``vt->destroy``.  The library itself stays loaded."""
+        self.library.function("destroy")(handle)

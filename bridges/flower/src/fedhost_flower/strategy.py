@@ -52,6 +52,9 @@ class PluginStrategy(FedAvg):
     plugin : path, bare name (looked up in $FEDHOST_PLUGIN_DIR, $FEDHOST_PLUGIN_PATH) or an
         existing :class:`PluginInstance`.
     plugin_config : the plugin's JSON config as a dict, e.g. ``{"mu": 0.1, "seed": 1}``.
+    server_side_only : run a plugin whose client side cannot run in Flower's clients (a
+        ``train_local``, an ``adjust_gradient`` without ``mu``) for its ``aggregate`` alone;
+        without it such a plugin is refused with one line.
     **fedavg_kwargs : passed to ``flwr.serverapp.strategy.FedAvg`` (fraction_train,
         min_train_nodes, weighted_by_key, ...).
     """
@@ -60,11 +63,12 @@ class PluginStrategy(FedAvg):
         self,
         plugin: str | os.PathLike[str] | PluginInstance,
         plugin_config: Mapping[str, Any] | None = None,
+        server_side_only: bool = False,
         **fedavg_kwargs: Any,
     ) -> None:
         super().__init__(**fedavg_kwargs)
         self.plugin = open_plugin(plugin, plugin_config)
-        self.aggregator = PluginAggregator(self.plugin)
+        self.aggregator = PluginAggregator(self.plugin, server_side_only)
         #: μ sent as "proximal-mu" in every train config, or None for non-proximal plugins.
         self.proximal_mu: float | None = proximal_mu(self.plugin)
         self._global: dict[str, np.ndarray] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,7 +26,8 @@ def make_server_app(
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         cfg = {**(settings or {}), **context.run_config}
-        num_partitions = int(cfg.get("num-partitions", 3))
+        num_partitions = int(cfg.get("num-partitions", 2))
+        wait_for_nodes(grid, num_partitions, float(cfg.get("node-timeout", 60)))
         strategy = PluginStrategy(
             str(cfg.get("plugin", "libSimilarityAware.so")),
             json.loads(str(cfg.get("plugin-config", "{}"))),
@@ -54,6 +56,16 @@ def make_server_app(
             on_result(result)
 
     return app
+
+
+def wait_for_nodes(grid: Grid, count: int, timeout: float) -> None:
+    """Waits (bounded) for `count` SuperNodes, so that a mismatch is an error, not a hang."""
+    deadline = time.monotonic() + timeout
+    while (connected := len(list(grid.get_node_ids()))) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"num-partitions is {count} but {connected} SuperNode(s) connected within {timeout:.0f} s: "
+                               f"start {count} SuperNodes or run with --run-config num-partitions={connected}")
+        time.sleep(1)
 
 
 def summarize(result: Result) -> dict[str, dict[int, dict]]:

@@ -1,0 +1,1 @@
+"""FedHost's protocols on Flower: the apps live in fedhost_flower.app."""
