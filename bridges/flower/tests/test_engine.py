@@ -68,7 +68,7 @@ def test_bad_settings_are_one_line() -> None:
         paper_engine(roundz=2)
     with pytest.raises(EngineError, match="the fed-meta-align protocol has no Centralized baseline"):
         paper_engine("fed-meta-align").baseline(BASELINE_CENTRALIZED)
-    with pytest.raises(EngineError, match="missing.json: cannot read file"):
+    with pytest.raises(EngineError, match="missing.json: no such file in "):
         Engine(REPO / "missing.json", DATA, {}, seed=0)
 
 
