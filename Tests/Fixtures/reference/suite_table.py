@@ -118,9 +118,9 @@ def checks(name, report, devices, rows):
     federated = [r for r in rows if r["source"] == "FedHost" and r["stage"] == "personalized"
                  and r["method"] != "Local Only" and "accuracy" in r]
     if local and federated:
-        best = max(federated, key=lambda r: mean_std(r["accuracy"])[0])
-        b, l = mean_std(best["accuracy"]), mean_std(local["accuracy"])
-        results.append(("best personalized ≥ Local Only", b[0] >= l[0],
+        best = max(federated, key=lambda r: mean_std(r[metric])[0])
+        b, l = mean_std(best[metric]), mean_std(local[metric])
+        results.append((f"best personalized {metric} ≥ Local Only", b[0] >= l[0],
                         f"{best['method']} {b[0]:.2f} vs {l[0]:.2f} ± {l[1]:.2f}"))
         if name.startswith("label"):
             results.append(("best personalized > Local Only + 1 std", b[0] > l[0] + l[1],
