@@ -1,17 +1,25 @@
 extension MLPArchitecture {
+  /// The fewest hidden units a sub-model layer keeps: plain ⌈r·d⌉ on a tapering network leaves
+  /// a ¼ model with 3- and 2-unit layers in front of 6 or 10 outputs, a bottleneck that no
+  /// amount of federation can train through.
+  public static let minimumSubModelWidth = 8
+
   /// The width-scaled architecture for HeteroFL rate `rate` ∈ (0, 1]: every hidden width `d`
-  /// becomes `⌈rate·d⌉`; input and output widths are kept.
-  public func scaled(rate: Double) throws -> MLPArchitecture {
+  /// becomes `⌈rate·d⌉`, but never fewer than `min(d, max(minimumWidth, output width))` units
+  /// (the leading units, so sub-models stay nested); input and output widths are kept.
+  public func scaled(rate: Double, minimumWidth: Int = minimumSubModelWidth) throws -> MLPArchitecture {
     guard rate > 0, rate <= 1 else { throw ModelError.invalidRate(rate) }
     var scaled = widths
+    let floor = max(minimumWidth, widths[widths.count - 1])
     for index in 1..<(widths.count - 1) {
-      scaled[index] = Int((rate * Double(widths[index])).rounded(.up))
+      let proportional = Int((rate * Double(widths[index])).rounded(.up))
+      scaled[index] = max(proportional, min(widths[index], floor))
     }
     return try MLPArchitecture(widths: scaled)
   }
 }
 
-/// A HeteroFL sub-model: the leading `⌈rate·width⌉` units of every hidden layer of a global model.
+/// A HeteroFL sub-model: the leading units of every hidden layer of a global model (see `scaled(rate:)`).
 ///
 /// In the flat layout (see `MLPArchitecture`), sub-layer `l` keeps, for each of its first
 /// `sub.widths[l]` input rows, the leading `sub.widths[l + 1]` weights of the global row, and the
@@ -21,10 +29,11 @@ public struct SubModel: Sendable, Hashable {
   public let rate: Double
   public let architecture: MLPArchitecture
 
-  public init(global: MLPArchitecture, rate: Double) throws {
+  public init(global: MLPArchitecture, rate: Double,
+              minimumWidth: Int = MLPArchitecture.minimumSubModelWidth) throws {
     self.global = global
     self.rate = rate
-    architecture = try global.scaled(rate: rate)
+    architecture = try global.scaled(rate: rate, minimumWidth: minimumWidth)
   }
 
   /// The sub-model's parameters, sliced out of global parameters.
@@ -50,6 +59,16 @@ public struct SubModel: Sendable, Hashable {
       }
     }
     return (delta, coverage)
+  }
+
+  /// Writes a sub-model's parameters back into the elements of `globalParameters` it covers;
+  /// the others keep their values.
+  public func insert(_ subParameters: ParameterVector, into globalParameters: ParameterVector) throws {
+    try architecture.validate(subParameters)
+    try global.validate(globalParameters)
+    forEachSharedRun { globalOffset, subOffset, count in
+      (globalParameters.pointer + globalOffset).update(from: subParameters.pointer + subOffset, count: count)
+    }
   }
 
   /// Calls `body` for every contiguous run the sub-model shares with the global layout.

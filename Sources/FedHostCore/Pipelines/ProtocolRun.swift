@@ -144,13 +144,14 @@ extension FederationEngine {
     }
   }
 
-  /// The global model scored on every client (its slice), thresholds from `validation(i)`.
+  /// The full global model scored on every client, thresholds from `validation(i)`: what the
+  /// federation learned, also on devices that train a sub-model (their slice of it is what the
+  /// personalized row fine-tunes).
   func scoreGlobal(_ global: ParameterVector, rule: ThresholdRule,
                    data: (Int) throws -> (validation: Samples, test: Samples)) throws -> [DeviceScore] {
     try (0..<clients.count).map { index in
       let parts = try data(index)
-      return try score(localModel(global, client: index), architecture: architecture(ofClient: index), test: parts.test,
-                       validation: parts.validation, rule: rule)
+      return try score(global, architecture: architecture, test: parts.test, validation: parts.validation, rule: rule)
     }
   }
 

@@ -67,6 +67,9 @@ public struct RunSettings: Sendable, Equatable {
   /// Standard FL: epochs of the centralized upper bound on the pooled training data.
   public var centralizedEpochs = 0
   public var threshold = ThresholdRule.fixed
+  /// MEFL's Meta-GDP client, passed to plugins declaring `outer_steps` / `meta_learning_rate`.
+  public var metaOuterSteps = 0
+  public var metaLearningRate: Float = 0
   /// Worker threads; results do not depend on it (not part of a run's identity).
   public var threads: Int
 
@@ -97,15 +100,16 @@ public struct RunSettings: Sendable, Equatable {
   }
 
   /// The configuration a plugin gets: the seed, the protocol settings it declares (Phase 1's
-  /// serial rounds and epochs) and the user's `--plugin-config` entries for keys it declares.
+  /// serial rounds and epochs, the meta-learner's outer steps and rate) and the user's
+  /// `--plugin-config` entries for keys it declares.
   public func pluginConfig(for descriptor: PluginDescriptor, seed: UInt64, extra: [String: String]) -> String {
     let declared = Set(descriptor.configKeys.map(\.key))
     var entries: [String: String] = ["seed": String(seed)]
+    var settings = [("outer_steps", String(metaOuterSteps)), ("meta_learning_rate", "\(metaLearningRate)")]
     if protocolKind == .fedMetaAlign {
-      for (key, value) in [("serial_rounds", serialRounds), ("serial_epochs", serialEpochs)] where declared.contains(key) {
-        entries[key] = String(value)
-      }
+      settings += [("serial_rounds", String(serialRounds)), ("serial_epochs", String(serialEpochs))]
     }
+    for (key, value) in settings where declared.contains(key) { entries[key] = value }
     for (key, value) in extra where declared.contains(key) { entries[key] = value }
     return "{" + entries.keys.sorted().map { "\"\($0)\": \(entries[$0]!)" }.joined(separator: ", ") + "}"
   }
@@ -361,6 +365,13 @@ extension RunSettings {
              default: { _, kind in kind == .fl ? 20 : 10 }),
     .integer("centralized_epochs", "epochs of the centralized bound on the pooled training data", protocols: flOnly,
              \.centralizedEpochs, atLeast: 1, atMost: 100_000, default: { _, _ in 20 }),
+    // MEFL's paper-recovered client (one first-order meta step of 1e-3 per round) leaves the
+    // global model at its initialization after 20 rounds (chance accuracy on the suite); under
+    // fl the client takes as many meta steps as a FedAvg client takes optimizer steps, roughly.
+    .integer("meta_outer_steps", "meta steps per round of a Meta-SGD client (MEFL's outer_steps)", \.metaOuterSteps,
+             atLeast: 1, atMost: 10_000, default: { _, kind in kind == .fl ? 40 : 1 }),
+    .rate("meta_learning_rate", "learning rate of a Meta-SGD client's meta step (MEFL's meta_learning_rate)",
+          \.metaLearningRate, default: { _, kind in kind == .fl ? 1e-2 : 1e-3 }),
     .choice("threshold", "decision threshold of binary tasks: F1-optimal on the validation slice, or 0.5",
             \.threshold, default: { preset, kind in preset == .paper && kind == .fedMetaAlign ? .f1 : .fixed }),
   ]

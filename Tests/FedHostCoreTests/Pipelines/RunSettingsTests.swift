@@ -33,6 +33,12 @@ struct RunSettingsTests {
     #expect(fl.rounds == 20 && fl.localOnlyEpochs == 20 && fl.centralizedEpochs == 20 && fl.clientsPerRound == .all)
     #expect(fl.freezeFraction == 0 && fl.threshold == .fixed)
     #expect(RunSettings(preset: .paper, protocolKind: .fl).threshold == .fixed)
+    // MEFL's client learns under fl; Fed-Meta-Align keeps the plugin's paper-recovered defaults.
+    #expect(fl.metaOuterSteps == 40 && fl.metaLearningRate == 0.01)
+    for preset in Preset.allCases {
+      let fedMetaAlign = RunSettings(preset: preset, protocolKind: .fedMetaAlign)
+      #expect(fedMetaAlign.metaOuterSteps == 1 && fedMetaAlign.metaLearningRate == 1e-3)
+    }
   }
 
   @Test func specThenFlagsOverrideThePreset() throws {

@@ -14,8 +14,8 @@ epochs of shuffled minibatches (the last one may be short), with a fresh optimiz
 FedHost: m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2), w -= lr_t m / (sqrt(v) + eps) with
 lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), b1 = 0.9, b2 = 0.999, eps = 1e-7. FedProx adds
 mu (w - w_global) to every gradient. The server adds the sample-weighted mean of the client
-deltas; a client with model_rate r < 1 trains the HeteroFL sub-model of the leading ceil(r w)
-units of every hidden layer, and each parameter is averaged over the clients that hold it.
+deltas; a client with model_rate r < 1 trains the HeteroFL sub-model of the leading
+max(ceil(r w), min(w, max(8, outputs))) units of every hidden layer, and each parameter is averaged over the clients that hold it.
 
 The batch order comes from numpy's own seeded generator, not FedHost's: the two agree in
 distribution, not bit for bit.
@@ -95,9 +95,14 @@ class MLP:
         return float(self.losses(logits, labels).mean()), gradient
 
 
+MINIMUM_SUB_MODEL_WIDTH = 8
+
+
 def sub_model_widths(widths, rate):
-    """FedHost's HeteroFL rule (SubModel.swift): hidden width d becomes ceil(rate d)."""
-    return [widths[0], *(math.ceil(rate * w) for w in widths[1:-1]), widths[-1]]
+    """FedHost's HeteroFL rule (SubModel.swift): hidden width d becomes ceil(rate d), but at
+    least min(d, max(8, output width))."""
+    floor = max(MINIMUM_SUB_MODEL_WIDTH, widths[-1])
+    return [widths[0], *(max(math.ceil(rate * w), min(w, floor)) for w in widths[1:-1]), widths[-1]]
 
 
 def sub_model_index(global_model, sub_widths):

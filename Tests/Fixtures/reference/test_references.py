@@ -154,9 +154,9 @@ def test_adam_step_is_keras_style_with_bias_correction():
 
 
 def test_half_width_client_updates_only_its_sub_model():
-    # The 0.5-rate client holds the first 2 of 4 hidden units; units 2..3 only move by the full
-    # client's delta, shared units by the 3:1 weighted mean of both.
-    widths = [2, 4, 1]
+    # The 0.5-rate client holds the first 8 of 16 hidden units (8 is also the width floor);
+    # units 8..15 only move by the full client's delta, shared units by the 3:1 weighted mean of both.
+    widths = [2, 16, 1]
     rng = np.random.default_rng(2)
     full = (rng.normal(size=(3, 2)), np.array([1, 0, 1]))
     half = (rng.normal(size=(1, 2)), np.array([0]))
@@ -165,7 +165,7 @@ def test_half_width_client_updates_only_its_sub_model():
                                                  ("half", 0.5, {"train": half, "test": half})])
         dump, start = load(directory, widths)
         parameters, clients = numpy_fedavg.federate(dump, start, config())
-    sub_widths = [2, 2, 1]
+    sub_widths = [2, 8, 1]
     index = clients[1].index
     full_delta = -0.1 * numeric_gradient(initial, widths, *full, True)
     half_delta = np.zeros_like(initial)
@@ -173,8 +173,14 @@ def test_half_width_client_updates_only_its_sub_model():
     shared = np.zeros(len(initial), dtype=bool)
     shared[index] = True
     expected = initial + np.where(shared, (3 * full_delta + half_delta) / 4, full_delta)
-    assert sorted(index.tolist()) == [0, 1, 4, 5, 8, 9, 12, 13, 16]  # W1 rows' first 2, b1[:2], W2[:2], b2
+    # W1 rows' first 8, b1[:8], W2[:8], b2
+    assert sorted(index.tolist()) == [*range(0, 8), *range(16, 24), *range(32, 40), *range(48, 56), 64]
     assert np.allclose(parameters, expected, atol=1e-7), np.abs(parameters - expected).max()
+
+
+def test_sub_models_keep_the_width_floor():
+    assert numpy_fedavg.sub_model_widths([9, 256, 128, 64, 32, 16, 12, 8, 1], 0.25) == [9, 64, 32, 16, 8, 8, 8, 8, 1]
+    assert numpy_fedavg.sub_model_widths([6, 64, 12, 10], 0.25) == [6, 16, 10, 10]
 
 
 def separable_dump(directory, devices=3, rows=120, seed=1, rates=None):

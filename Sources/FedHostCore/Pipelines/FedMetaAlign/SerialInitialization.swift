@@ -1,6 +1,7 @@
 /// Fed-Meta-Align's Phase 1: an initializer plugin turns the starting model into the initial
 /// global model, visiting devices one at a time through host callbacks — training on a device's
-/// Phase 1 support split and evaluating on its query split.
+/// Phase 1 support split and evaluating on its query split. A device with a sub-model trains
+/// and is evaluated on its own sub-model (the leading units of the weights it is handed).
 enum SerialInitialization {
   static func run(_ model: ParameterVector, with initializer: PluginInstance, run: FedMetaAlignRun,
                   progress: @escaping (String) -> Void) throws {
@@ -23,26 +24,35 @@ enum SerialInitialization {
 }
 
 extension FedMetaAlignRun {
-  /// One Phase 1 visit's training: `weights` trained in place for `epochs` (at least 1) on
-  /// client `client`'s Phase 1 support split, seeded by the visit's number (1, 2, … in tour
-  /// order). Returns the last epoch's loss.
+  /// The weights an initializer passed, and client `client`'s own (sub-)model sliced out of them.
+  private func deviceModel(_ client: Int, _ weights: UnsafeBufferPointer<Float>) throws
+    -> (full: ParameterVector, local: ParameterVector)
+  {
+    let full = ParameterVector(count: weights.count)
+    full.pointer.update(from: weights.baseAddress!, count: weights.count)
+    return (full, try engine.localModel(full, client: client))
+  }
+
+  /// One Phase 1 visit's training: client `client`'s (sub-)model of `weights` trained for
+  /// `epochs` (at least 1) on its Phase 1 support split, seeded by the visit's number (1, 2, …
+  /// in tour order), and written back into the units it covers. Returns the last epoch's loss.
   public func serialTrain(client: Int, weights: UnsafeMutableBufferPointer<Float>, epochs: Int, visit: UInt64) throws
     -> Double
   {
-    let local = ParameterVector(count: weights.count)
-    local.pointer.update(from: weights.baseAddress!, count: weights.count)
+    let (full, local) = try deviceModel(client, UnsafeBufferPointer(weights))
     let options = engine.trainingOptions(epochs: max(1, epochs), learningRate: engine.settings.learningRate,
                                          seed: deriveSeed(engine.settings.seed, .serial, visit))
-    let summary = try MLPTrainer(architecture: engine.architecture).train(local, on: prepared.devices[client].phase1.support,
-                                                                          options: options)
-    weights.baseAddress!.update(from: local.pointer, count: weights.count)
+    let summary = try MLPTrainer(architecture: engine.architecture(ofClient: client))
+      .train(local, on: prepared.devices[client].phase1.support, options: options)
+    let subModel = engine.subModel(ofClient: client)
+    try subModel?.insert(local, into: full)
+    weights.baseAddress!.update(from: (subModel == nil ? local : full).pointer, count: weights.count)
     return summary.epochLosses.last ?? .nan
   }
 
-  /// `weights` evaluated on client `client`'s Phase 1 query split.
+  /// Client `client`'s (sub-)model of `weights` evaluated on its Phase 1 query split.
   public func serialEvaluate(client: Int, weights: UnsafeBufferPointer<Float>) throws -> Evaluation {
-    let local = ParameterVector(count: weights.count)
-    local.pointer.update(from: weights.baseAddress!, count: weights.count)
-    return try MLPTrainer(architecture: engine.architecture).evaluate(local, on: prepared.devices[client].phase1.query)
+    try MLPTrainer(architecture: engine.architecture(ofClient: client))
+      .evaluate(try deviceModel(client, weights).local, on: prepared.devices[client].phase1.query)
   }
 }
