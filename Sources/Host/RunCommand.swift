@@ -77,7 +77,7 @@ private func exportPersonalized(_ outcome: StrategyOutcome, data: FederationData
                                 to directory: String, progress: (String) -> Void) throws {
   let devices = data.prepare(seed: seed, phaseFractions: settings.phaseFractions).devices
   for (index, device) in devices.enumerated() {
-    let stem = directory + "/" + ReportFiles.fileName(forDevice: device.name)
+    let stem = directory + "/" + fileName(forDevice: device.name)
     let (report, files) = try TinyMLExporter.export(
       outcome.personalizedModels[index], architecture: outcome.devices[index].architecture, device: device,
       format: .tflite, granularity: .perChannel, to: stem + ".tflite")

@@ -24,7 +24,7 @@ public enum SplitDump {
     var files: [String: String] = [:]
     for index in data.devices.indices {
       let device = data.prepareForFL(device: index, seed: seed)
-      let directory = safeName(device.name)
+      let directory = fileName(forDevice: device.name)
       let split = device.split
       let lists = [split.flTrain, split.flValidation, split.test, split.phase1Support, split.phase1Query,
                    split.phase2Support, split.phase2Query, split.phase3Train, split.phase3Validation]
@@ -40,11 +40,6 @@ public enum SplitDump {
       "task": first.task.rawValue, "devices": devices,
     ]
     return (json, files)
-  }
-
-  /// A device name made safe as a file name (letters, digits and "-" kept, the rest "_").
-  public static func safeName(_ name: String) -> String {
-    String(name.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" })
   }
 
   private static func csv(_ samples: Samples, featureNames: [String]) -> String {

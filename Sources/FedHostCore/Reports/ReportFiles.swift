@@ -19,13 +19,8 @@ public enum ReportFiles {
     try ModelFile.write(outcome.globalModel, architecture: outcome.globalArchitecture,
                         to: directory + "/models/global.fhmodel")
     for (model, device) in zip(outcome.personalizedModels, outcome.devices) {
-      let name = fileName(forDevice: device.name)
+      let name = FedHostCore.fileName(forDevice: device.name)
       try ModelFile.write(model, architecture: device.architecture, to: directory + "/models/personalized-\(name).fhmodel")
     }
-  }
-
-  /// A device name made safe as a file name (letters, digits and "-" kept, the rest "_").
-  public static func fileName(forDevice name: String) -> String {
-    String(name.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" })
   }
 }

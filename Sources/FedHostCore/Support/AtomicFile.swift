@@ -36,3 +36,9 @@ public struct AtomicWriteError: Error, CustomStringConvertible {
   public let reason: String
   public var description: String { "\(path): cannot write: \(reason)" }
 }
+
+/// A device name made safe as a file name (letters, digits and "-" kept, the rest "_"): the
+/// report's model files and a split dump's device directories.
+public func fileName(forDevice name: String) -> String {
+  String(name.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" })
+}
