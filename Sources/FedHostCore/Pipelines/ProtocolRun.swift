@@ -30,8 +30,6 @@ public struct RoundRecord: Sendable, Codable {
 /// A protocol prepared on one seed's splits: its baselines and any strategy, on the same data.
 public protocol ProtocolRun: AnyObject {
   var engine: FederationEngine { get }
-  /// Whether a strategy's initializer plugin runs (Fed-Meta-Align's Phase 1).
-  var runsInitializers: Bool { get }
   /// The baselines this protocol reports, in report order.
   var baselines: [Baseline] { get }
   func scores(of baseline: Baseline) throws -> [DeviceScore]

@@ -121,6 +121,14 @@ enum SettingSource {
   case flag(String)
   /// A federation spec's `training` entry.
   case spec(SpecNode)
+
+  /// `problem` as the error of a bad value from here: naming the spec's key path, or `flag`.
+  func error(_ problem: String, flag: String) -> Error {
+    switch self {
+    case .flag: SettingError("\(flag) \(problem)")
+    case .spec(let node): node.error(problem)
+    }
+  }
 }
 
 /// A bad setting on the command line, one line naming the flag (exit status 2).
@@ -174,12 +182,7 @@ extension SettingOption {
       reset: { settings in settings[keyPath: path] = value(settings.preset, settings.protocolKind) },
       assign: { settings, source in
         let parsed = try parse(source, flag)
-        if let problem = check(parsed) {
-          switch source {
-          case .flag: throw SettingError("\(flag) \(problem)")
-          case .spec(let node): throw node.error(problem)
-          }
-        }
+        if let problem = check(parsed) { throw source.error(problem, flag: flag) }
         settings[keyPath: path] = parsed
       },
       render: { show($0[keyPath: path]) },
@@ -210,9 +213,7 @@ extension SettingOption {
          parse: { source, flag in
            let number = try readInteger(source, flag)
            guard number >= 0 else {
-             let problem = "must be 0 (off) or a positive integer, not \(number)"
-             if case .spec(let node) = source { throw node.error(problem) }
-             throw SettingError("\(flag) \(problem)")
+             throw source.error("must be 0 (off) or a positive integer, not \(number)", flag: flag)
            }
            return number == 0 ? nil : number
          },
@@ -239,9 +240,7 @@ extension SettingOption {
                 parse: { source, flag in
                   let text = try readText(source, flag)
                   guard let parsed = Value(rawValue: text) else {
-                    let problem = "must be one of \(names.joined(separator: ", ")), not \"\(text)\""
-                    if case .spec(let node) = source { throw node.error(problem) }
-                    throw SettingError("\(flag) \(problem)")
+                    throw source.error("must be one of \(names.joined(separator: ", ")), not \"\(text)\"", flag: flag)
                   }
                   return parsed
                 },
@@ -306,7 +305,7 @@ extension RunSettings {
           parse: { source, flag in
             let numbers = try readNumbers(source, flag)
             guard numbers.allSatisfy({ $0 == $0.rounded() && $0 >= 1 && $0 <= 4096 }) else {
-              throw SettingError("\(flag) expects widths in 1...4096, got \(numbers)")
+              throw source.error("expects widths in 1...4096, got \(numbers)", flag: flag)
             }
             return numbers.map { Int($0) }
           },
@@ -331,9 +330,7 @@ extension RunSettings {
             let number = try readNumber(source, flag)
             if number > 0 && number < 1 { return .fraction(number) }
             guard number >= 1, number == number.rounded(), number <= 10_000_000 else {
-              let problem = "must be a count ≥ 1, a share in (0, 1) or \"all\", not \(number)"
-              if case .spec(let node) = source { throw node.error(problem) }
-              throw SettingError("\(flag) \(problem)")
+              throw source.error("must be a count ≥ 1, a share in (0, 1) or \"all\", not \(number)", flag: flag)
             }
             return .count(Int(number))
           }),

@@ -87,6 +87,7 @@ struct RunSettingsTests {
      "spec.json: training.serial_rounds: only used by the fed-meta-align protocol, not fl"),
     (#"{"clients_per_round": 10}"#, "spec.json: training.clients_per_round: only used by the fl protocol, not fed-meta-align"),
     (#"{"hidden_widths": []}"#, "spec.json: training.hidden_widths: needs 1 to 32 hidden layers, not 0"),
+    (#"{"hidden_widths": [64, 0]}"#, "spec.json: training.hidden_widths: expects widths in 1...4096, got [64.0, 0.0]"),
     (#"{"freeze_fraction": 2}"#, "spec.json: training.freeze_fraction: must be within 0...1, not 2.0"),
     (#"{"threshold": 1}"#, "spec.json: training.threshold: expected a string, found a number"),
   ])

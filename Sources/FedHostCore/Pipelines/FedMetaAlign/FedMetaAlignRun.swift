@@ -41,7 +41,6 @@ public final class FedMetaAlignRun: ProtocolRun, @unchecked Sendable {
     }
   }
 
-  public var runsInitializers: Bool { true }
   public var baselines: [Baseline] { [.localOnly] }
 
   public func scores(of baseline: Baseline) throws -> [DeviceScore] {

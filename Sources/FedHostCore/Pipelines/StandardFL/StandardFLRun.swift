@@ -9,7 +9,6 @@ import Foundation
 public final class StandardFLRun: ProtocolRun, @unchecked Sendable {
   public let engine: FederationEngine
   let settings: RunSettings
-  private let data: FederationData
 
   public init(_ data: FederationData, settings: RunSettings, seed: UInt64) throws {
     let profiles = data.devices.map { ClientProfile(name: $0.name, modelRate: $0.modelRate, memory: $0.memory) }
@@ -18,13 +17,11 @@ public final class StandardFLRun: ProtocolRun, @unchecked Sendable {
       return ClientData(train: device.train, query: device.validation, validation: device.validation, test: device.test)
     }
     let first = data.devices[0].dataset
-    self.data = data
     self.settings = settings
     engine = try FederationEngine(clients: clients, inputWidth: first.samples.width, classCount: first.classNames.count,
                                   settings: settings.engine(seed: seed))
   }
 
-  public var runsInitializers: Bool { false }
   public var baselines: [Baseline] { [.localOnly, .centralized] }
 
   public func personalizationData(_ index: Int) throws -> (train: Samples, validation: Samples, test: Samples) {
