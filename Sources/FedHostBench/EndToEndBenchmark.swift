@@ -13,21 +13,33 @@ enum EndToEndBenchmark {
       return []
     }
     let seeds = quick ? 2 : 5
-    let arguments = ["compare", "--aggregators", "libFedAvg.so,libFedProx.so,libMEFLVariance.so,libSimilarityAware.so",
-                     "--seeds", String(seeds), "--federation", root + "/Examples/paper-federation.json",
-                     "--data-dir", dataDirectory, "--quiet"]
-    let times = try (0..<(quick ? 1 : 3)).map { _ in
+    let comparison = ["compare", "--aggregators", "libFedAvg.so,libFedProx.so,libMEFLVariance.so,libSimilarityAware.so",
+                      "--seeds", String(seeds), "--federation", root + "/Examples/paper-federation.json",
+                      "--data-dir", dataDirectory, "--quiet"]
+    func time(_ arguments: [String]) throws -> Double {
       var result: ChildProcess.Result?
       let elapsed = try seconds { result = try ChildProcess.run(binDirectory + "/host", arguments) }
       guard let result, result.status == 0 else {
-        throw BenchmarkFailure("host compare exited with \(result?.status ?? -1): \(result?.lastLine ?? "")")
+        throw BenchmarkFailure("host \(arguments.joined(separator: " ")) exited with \(result?.status ?? -1): \(result?.lastLine ?? "")")
       }
       return elapsed
     }
-    let stats = Statistics(times, higherIsBetter: false)
-    return [BenchmarkRow(
-      section: "end-to-end", name: "paper comparison: Local Only + 4 strategies × \(seeds) seeds, all phases", unit: "s",
-      fedhostMedian: stats.median, fedhostMin: stats.best, peer: nil, peerMedian: nil,
-      note: "host compare on Examples/paper-federation.json, default preset, all cores", higherIsBetter: false)]
+    // Plugins isolated (the default) against in process, interleaved so both see the same machine.
+    return try [("default preset", [String]()), ("--preset paper", ["--preset", "paper"])].map { label, preset in
+      var isolated: [Double] = [], inProcess: [Double] = []
+      for _ in 0..<(quick ? 1 : 3) {
+        isolated.append(try time(comparison + preset))
+        inProcess.append(try time(comparison + preset + ["--isolation", "none"]))
+      }
+      let stats = Statistics(isolated, higherIsBetter: false)
+      let overhead = (stats.median / median(inProcess) - 1) * 100
+      return BenchmarkRow(
+        section: "end-to-end", name: "paper comparison, \(label): Local Only + 4 strategies × \(seeds) seeds, all phases",
+        unit: "s", fedhostMedian: stats.median, fedhostMin: stats.best, peer: "same, --isolation none",
+        peerMedian: median(inProcess),
+        note: "host compare on Examples/paper-federation.json, all cores, plugins isolated (the default): "
+          + String(format: "%+.1f %%", overhead) + " against in process",
+        higherIsBetter: false)
+    }
   }
 }

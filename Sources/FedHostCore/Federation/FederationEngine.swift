@@ -88,7 +88,7 @@ public final class FederationEngine: @unchecked Sendable {
   {
     let updates = try pool.map(
       count: participants.count,
-      makeState: { [architecture] _ in TrainerCache(global: architecture) },
+      makeState: { _ in TrainerCache() },
       job: { [self] trainers, position in
         let index = participants[position]
         return try trainClient(index, round: round, global: global, hook: strategy.clientHook,
@@ -117,70 +117,25 @@ public final class FederationEngine: @unchecked Sendable {
   private func trainClient(_ index: Int, round: Int, global: ParameterVector, hook: PluginInstance?,
                            trainer: MLPTrainer) throws -> ClientUpdate {
     let data = try clients.data(index)
-    var metrics: [String: Double] = [:]
-    // The client's trained model, in its own (sub-)model's shape.
-    let trained: ParameterVector
-    let start = try localModel(global, client: index)
-    if let hook, hook.supportsTrainLocal {
-      trained = try trainWithPlugin(hook, client: index, data: data, global: global, trainer: trainer, metrics: &metrics)
-    } else {
-      trained = start.copy()
-      let gradientHook: GradientHook? = hook.flatMap { hook in
-        guard hook.supportsAdjustGradient else { return nil }
-        return { weights, gradient in
-          try hook.adjustGradient(clientID: UInt32(index), local: weights.baseAddress!, global: start.pointer,
-                                  gradient: gradient.baseAddress!, count: gradient.count)
-        }
-      }
-      let options = trainingOptions(epochs: settings.epochsPerRound(sampleCount: data.train.count),
-                                    learningRate: settings.learningRate,
-                                    seed: deriveSeed(settings.seed, .parallel, UInt64(round), UInt64(index)))
-      let summary = try trainer.train(trained, on: data.train, options: options, gradientHook: gradientHook)
-      metrics[FHP_METRIC_TRAIN_LOSS] = summary.epochLosses.last
-    }
-    let query = try trainer.evaluate(trained, on: data.query.count > 0 ? data.query : data.train)
+    let job = LocalTraining(
+      clientID: UInt32(index), global: global, globalArchitecture: architecture, subModel: subModels[index],
+      coverage: coverage(ofClient: index),
+      options: trainingOptions(epochs: settings.epochsPerRound(sampleCount: data.train.count),
+                               learningRate: settings.learningRate,
+                               seed: deriveSeed(settings.seed, .parallel, UInt64(round), UInt64(index))),
+      train: data.train, query: data.query)
+    let local = try hook?.trainLocally(job, trainer: trainer) ?? job.run(hook: nil, trainer: trainer)
+    var metrics = local.metrics
+    let query = try trainer.evaluate(local.trained, on: data.query.count > 0 ? data.query : data.train)
     metrics[FHP_METRIC_QUERY_LOSS] = query.meanLoss
     metrics[FHP_METRIC_QUERY_ACCURACY] = query.accuracy
 
+    let start = try localModel(global, client: index)
     let localDelta = ParameterVector(count: start.count)
-    for element in 0..<start.count { localDelta[element] = trained[element] - start[element] }
+    for element in 0..<start.count { localDelta[element] = local.trained[element] - start[element] }
     let delta = try subModels[index]?.scatter(delta: localDelta).delta ?? localDelta
     return ClientUpdate(clientID: UInt32(index), delta: delta, sampleCount: UInt64(data.train.count),
                         coverage: coverage(ofClient: index), metrics: metrics)
-  }
-
-  /// Runs a plugin's own local procedure (`train_local`) with the host as gradient oracle. The
-  /// plugin always sees global-sized vectors; a sub-model client's gradients are scattered into
-  /// them, and what the plugin does to elements outside its coverage is dropped.
-  private func trainWithPlugin(_ hook: PluginInstance, client index: Int, data: ClientData, global: ParameterVector,
-                               trainer: MLPTrainer, metrics: inout [String: Double]) throws -> ParameterVector {
-    let subModel = subModels[index]
-    let weights = global.copy()
-    let reported = MetricCollector()
-    let services = ClientServices(
-      clientID: UInt32(index), supportCount: data.train.count, queryCount: data.query.count,
-      coverage: coverage(ofClient: index),
-      gradient: { split, rows, pointer, gradient in
-        let samples = split == .support ? data.train : data.query
-        let rowList = rows.map { $0.map { Int($0) } }
-        guard let subModel else {
-          return try trainer.lossAndGradient(weights: UnsafeBufferPointer(start: pointer, count: global.count),
-                                             samples: samples, rows: rowList,
-                                             gradient: UnsafeMutableBufferPointer(start: gradient, count: global.count))
-        }
-        let full = ParameterVector(count: global.count)
-        full.pointer.update(from: pointer, count: global.count)
-        let local = try subModel.extract(from: full)
-        let localGradient = ParameterVector(count: local.count)
-        let loss = try trainer.lossAndGradient(at: local, samples: samples, rows: rowList, into: localGradient)
-        let scattered = try subModel.scatter(delta: localGradient).delta
-        gradient.update(from: scattered.pointer, count: global.count)
-        return loss
-      },
-      reportMetric: { key, value in reported.values[key] = value })
-    try hook.trainLocal(weights: weights.buffer, services: services)
-    metrics.merge(reported.values) { _, new in new }
-    return try subModel?.extract(from: weights) ?? weights
   }
 
   // MARK: - evaluation and fine-tuning
@@ -249,18 +204,3 @@ public struct DeviceScore: Sendable, Codable, Equatable {
   public var f1: Double
   public var threshold: Double?
 }
-
-/// One trainer per architecture per worker (sub-models differ in shape).
-struct TrainerCache {
-  private var trainers: [MLPArchitecture: MLPTrainer] = [:]
-  init(global: MLPArchitecture) { trainers[global] = MLPTrainer(architecture: global) }
-  mutating func trainer(for architecture: MLPArchitecture) -> MLPTrainer {
-    if let trainer = trainers[architecture] { return trainer }
-    let trainer = MLPTrainer(architecture: architecture)
-    trainers[architecture] = trainer
-    return trainer
-  }
-}
-
-/// Metrics a client-side plugin reports during `train_local` (single thread per client).
-private final class MetricCollector { var values: [String: Double] = [:] }

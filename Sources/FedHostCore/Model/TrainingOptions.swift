@@ -1,6 +1,6 @@
 /// A local optimizer. Each `MLPTrainer.train` call starts it from a fresh state (zero Adam
 /// moments, step 0), as a client does at the start of a round.
-public enum Optimizer: Sendable, Hashable {
+public enum Optimizer: Sendable, Hashable, Codable {
   /// Keras-style Adam: `m += (g − m)(1 − β1)`, `v += (g² − v)(1 − β2)`,
   /// `w −= (m·α_t) / (√v + ε)` with `α_t = lr·√(1 − β2^t) / (1 − β1^t)`.
   case adam(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7)
@@ -28,7 +28,7 @@ public enum Optimizer: Sendable, Hashable {
 }
 
 /// How `MLPTrainer.train` runs.
-public struct TrainingOptions: Sendable, Hashable {
+public struct TrainingOptions: Sendable, Hashable, Codable {
   public var optimizer: Optimizer
   public var epochs: Int
   /// Samples per optimizer step; the gradient is averaged over the batch (the last batch of an

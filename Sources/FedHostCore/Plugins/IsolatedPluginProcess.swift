@@ -29,6 +29,8 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
   /// The child's wait status once reaped.
   private var waitStatus: Int32 = 0
   private let lastErrorKey: String
+  /// Which idle children this instance may take over and give back: same executable and plugin.
+  private let poolKey: String
 
   init(library: PluginLibrary, configJSON: String, threads: Int, abiMinor: UInt32, callTimeout: Double,
        hostExecutable: String?, log: @escaping @Sendable (PluginLogLevel, String) -> Void) throws {
@@ -36,20 +38,30 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
     self.callTimeout = callTimeout
     self.log = log
     lastErrorKey = "fedhost.plugin.lastError.\(UUID().uuidString)"
-    let (hostAdmin, childAdmin) = try makeSocketPair(SOCK_STREAM)
-    let (hostLog, childLog) = try makeSocketPair(SOCK_DGRAM)
-    admin = WireChannel(descriptor: hostAdmin)
-    logSocket = hostLog
+    let executable: String
     do {
-      // The child's ends close here right after the start: once the child is gone, nothing
-      // holds them open, and the host reads end-of-file.
-      defer { close(childAdmin); close(childLog) }
-      let executable = try hostExecutable ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-      pid = try Self.spawn(executable, ["plugins", "serve", library.path], admin: childAdmin, log: childLog)
+      executable = try hostExecutable ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
     } catch {
-      close(hostAdmin)
-      close(hostLog)
-      throw PluginError.isolationFailed(path: library.path, function: "create", reason: "cannot start the plugin process: \(error)")
+      throw PluginError.isolationFailed(path: library.path, function: "create", reason: "cannot find the host executable: \(error)")
+    }
+    poolKey = executable + "\u{0}" + library.path
+    if let idle = Self.takeIdleChild(poolKey) {
+      (pid, admin, logSocket, idleLanes) = (idle.pid, idle.admin, idle.logSocket, idle.lanes)
+    } else {
+      let (hostAdmin, childAdmin) = try makeSocketPair(SOCK_STREAM)
+      let (hostLog, childLog) = try makeSocketPair(SOCK_DGRAM)
+      admin = WireChannel(descriptor: hostAdmin)
+      logSocket = hostLog
+      do {
+        // The child's ends close here right after the start: once the child is gone, nothing
+        // holds them open, and the host reads end-of-file.
+        defer { close(childAdmin); close(childLog) }
+        pid = try Self.spawn(executable, ["plugins", "serve", library.path], admin: childAdmin, log: childLog)
+      } catch {
+        close(hostAdmin)
+        close(hostLog)
+        throw PluginError.isolationFailed(path: library.path, function: "create", reason: "cannot start the plugin process: \(error)")
+      }
     }
     // Starting the child (a process, the Swift runtime, dlopen) may take seconds on a loaded machine.
     let reply = try adminRequest(timeout: max(callTimeout, Self.startupTimeout), .request(.create, [UInt64(threads), UInt64(abiMinor), 0, 0, 0, 0, 0, 0],
@@ -62,19 +74,59 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
 
   deinit { shutDown() }
 
-  /// Destroys the instance in the child (if it still lives), then kills and reaps the child.
-  /// Runs once (a failed init calls it, then deinit).
+  /// Destroys the instance in the child (if it still lives); then keeps the child, with its
+  /// lanes, for the next instance of the same plugin, or kills and reaps it. Runs once (a failed
+  /// init calls it, then deinit).
   private func shutDown() {
     guard !isShutDown else { return }
     isShutDown = true
-    if stateLock.withLock({ death == nil && !reaped }) {
-      _ = try? adminRequest(.request(.destroy), "destroy")
-    }
+    let healthy = stateLock.withLock { death == nil && !reaped }
+      && (try? adminRequest(.request(.destroy), "destroy")) != nil
     drainLog()
-    _ = stateLock.withLock { reap() }
+    if healthy && Self.keepIdleChild(IdleChild(pid: pid, admin: admin, logSocket: logSocket, lanes: idleLanes), poolKey) {
+      return
+    }
+    // Killed and reaped off this thread: the kernel takes milliseconds to tear a process down.
+    stateLock.withLock {
+      guard !reaped else { return }
+      reaped = true
+      kill(pid, SIGKILL)
+      Self.reaper.async { [pid] in
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+      }
+    }
     close(admin.descriptor)
     close(logSocket)
     idleLanes.removeAll()
+  }
+
+  // MARK: children kept between instances
+
+  /// A live child whose instance was destroyed: a comparison creates an instance of each
+  /// strategy per seed, and starting a process for each costs more than the run's plugin calls.
+  private struct IdleChild {
+    let pid: pid_t
+    let admin: WireChannel
+    let logSocket: Int32
+    let lanes: [Lane]
+  }
+
+  nonisolated(unsafe) private static var idleChildren: [String: [IdleChild]] = [:]
+  private static let idleChildrenLock = NSLock()
+  /// Idle children kept at most (each holds a process and its lanes' threads and arenas).
+  private static let idleChildLimit = 16
+
+  private static func takeIdleChild(_ key: String) -> IdleChild? {
+    idleChildrenLock.withLock { idleChildren[key]?.popLast() }
+  }
+
+  private static func keepIdleChild(_ child: IdleChild, _ key: String) -> Bool {
+    idleChildrenLock.withLock {
+      guard idleChildren.values.reduce(0, { $0 + $1.count }) < idleChildLimit else { return false }
+      idleChildren[key, default: []].append(child)
+      return true
+    }
   }
 
   var readPastHostStructSize: Bool { false }
@@ -265,6 +317,36 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
     }
   }
 
+  /// The whole local training in the child: one request, the child's `progress` messages
+  /// keeping the watchdog (which then bounds each plugin call) from firing during long work.
+  func trainLocally(_ job: LocalTraining, instance: PluginInstance, trainer: MLPTrainer) throws -> LocalTrainingResult {
+    let function = instance.supportsTrainLocal ? "train_local" : "adjust_gradient"
+    var (header, arenaBytes) = LocalTrainingWireHeader.layout(job)
+    let trainedCount = job.architecture.parameterCount
+    // A failure the child reported leaves the lane healthy: it is thrown after the lane is back.
+    return try onLane(function, arenaBytes: arenaBytes) { lane, arena -> Result<LocalTrainingResult, Error> in
+      header.trained = ArenaLayout.outputOffset(bytes: trainedCount * 4, arenaSize: arena.size)
+      header.write(job, into: arena)
+      // The child says it is alive four times per call limit.
+      let heartbeat = UInt64(callTimeout * 250_000)
+      let reply = try exchange(lane, .request(.localTraining, [heartbeat, 0, 0, 0, 0, 0, 0, 0],
+                                              payload: Array(try JSONEncoder().encode(header))))
+      let decoder = JSONDecoder()
+      guard reply.status == statusOK else {
+        guard let failure = try? decoder.decode(LocalTrainingWireFailure.self, from: Data(reply.payload)) else {
+          throw WireFailure.malformed("an unreadable local-training failure")
+        }
+        return .failure(failure.error)
+      }
+      guard let metrics = try? decoder.decode([String: Double].self, from: Data(reply.payload)) else {
+        throw WireFailure.malformed("unreadable local-training metrics")
+      }
+      let trained = ParameterVector(count: trainedCount)
+      trained.pointer.update(from: arena[header.trained, as: Float.self], count: trainedCount)
+      return .success(LocalTrainingResult(trained: trained, metrics: metrics))
+    }.get()
+  }
+
   private static func callbackReply(_ status: Int32, _ values: SIMD8<UInt64>,
                                     _ lastError: (@convention(c) (UnsafeMutableRawPointer?) -> UnsafePointer<CChar>?)?,
                                     _ context: UnsafeMutableRawPointer?) -> WireMessage {
@@ -326,6 +408,9 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
     return arena
   }
 
+  /// Reaps children of instances shut down in good health.
+  private static let reaper = DispatchQueue(label: "org.fedhost.plugin-reaper")
+
   /// Seconds the child gets to start and create its instance, at least.
   static let startupTimeout: Double = 30
 
@@ -355,6 +440,7 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
                                                 whileWaiting: drainLog)
       if let file { close(file) }
       if message.op == .reply { return message }
+      if message.op == .progress { continue }
       try channel.send(try callbacks(message))
     }
   }

@@ -20,6 +20,9 @@ protocol PluginCallTarget: AnyObject, Sendable {
   func saveState(buffer: UnsafeMutablePointer<UInt8>?, capacity: UInt64,
                  length: UnsafeMutablePointer<UInt64>) throws -> Int32
   func loadState(buffer: UnsafePointer<UInt8>?, length: UInt64) throws -> Int32
+  /// Runs a client's whole local training with this plugin as its client hook (`instance` is
+  /// the instance wrapping this target), where the plugin lives.
+  func trainLocally(_ job: LocalTraining, instance: PluginInstance, trainer: MLPTrainer) throws -> LocalTrainingResult
   /// A plugin-owned extension table; only meaningful in the plugin's own process.
   func extensionTable(_ extensionID: String) -> UnsafeRawPointer?
   /// See `PluginInstance.readPastHostStructSize`.
@@ -89,6 +92,10 @@ final class InProcessPluginCalls: PluginCallTarget, @unchecked Sendable {
 
   func loadState(buffer: UnsafePointer<UInt8>?, length: UInt64) -> Int32 {
     vtable.pointee.load_state!(handle, buffer, length)
+  }
+
+  func trainLocally(_ job: LocalTraining, instance: PluginInstance, trainer: MLPTrainer) throws -> LocalTrainingResult {
+    try job.run(hook: instance, trainer: trainer)
   }
 
   func extensionTable(_ extensionID: String) -> UnsafeRawPointer? {

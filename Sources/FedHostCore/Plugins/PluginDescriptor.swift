@@ -5,7 +5,7 @@ public let hostABIMinor = UInt32(FHP_ABI_MINOR)
 public let entrySymbolName = FHP_ENTRY_SYMBOL
 
 /// The roles a plugin can play (`FHP_KIND_*`).
-public struct PluginKinds: OptionSet, Sendable, CustomStringConvertible {
+public struct PluginKinds: OptionSet, Sendable, CustomStringConvertible, Codable {
   public let rawValue: UInt32
   public init(rawValue: UInt32) { self.rawValue = rawValue }
 

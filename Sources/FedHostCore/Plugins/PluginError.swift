@@ -2,7 +2,7 @@ import Glibc
 
 /// Everything that can go wrong between the host and a plugin, each a one-line message
 /// naming the file and, where known, the plugin id or symbol.
-public enum PluginError: Error, CustomStringConvertible, Equatable {
+public enum PluginError: Error, CustomStringConvertible, Equatable, Codable {
   /// The plugin itself broke (crashed, exited, hung, wrote bad output, its process failed), as
   /// opposed to a mistake in how it was named or configured: a run reports that strategy failed
   /// and goes on with the others.

@@ -38,6 +38,13 @@ public final class PluginInstance: @unchecked Sendable {
     }
   }
 
+  /// An instance around calls already made (the plugin-host child's own instance).
+  init(library: PluginLibrary, calls: PluginCallTarget) {
+    self.library = library
+    table = VtableView(library.vtable)
+    self.calls = calls
+  }
+
   /// Under an emulated ABI 1.0 host: whether the plugin called `parallel_for`, a member past
   /// that host's `struct_size` (it skipped FHP_HAS_MEMBER).
   var readPastHostStructSize: Bool { calls.readPastHostStructSize }
@@ -132,6 +139,12 @@ public final class PluginInstance: @unchecked Sendable {
     guard supportsAdjustGradient else { throw missing("adjust_gradient") }
     try check(try calls.adjustGradient(clientID: clientID, local: local, global: global, gradient: gradient,
                                        count: UInt64(count)), "adjust_gradient")
+  }
+
+  /// Runs client `job.clientID`'s local training for a round with this instance as its client
+  /// hook: in this process, or whole in an isolated instance's child process.
+  public func trainLocally(_ job: LocalTraining, trainer: MLPTrainer) throws -> LocalTrainingResult {
+    try calls.trainLocally(job, instance: self, trainer: trainer)
   }
 
   // MARK: state

@@ -44,6 +44,8 @@ private final class ServerSession: @unchecked Sendable {
   /// Set by create and cleared by destroy on the admin thread; the host makes no call on a
   /// lane before create's reply or after destroy's request.
   var calls: InProcessPluginCalls?
+  /// The same instance as a `PluginInstance`, for whole local trainings run here.
+  var instance: PluginInstance?
 
   init(library: PluginLibrary) { self.library = library }
 
@@ -56,6 +58,7 @@ private final class ServerSession: @unchecked Sendable {
           calls = try InProcessPluginCalls(library: library, configJSON: request.text,
                                            threads: max(1, Int(request.values[0])),
                                            abiMinor: UInt32(truncatingIfNeeded: request.values[1]), log: Self.sendLog)
+          instance = calls.map { PluginInstance(library: library, calls: $0) }
         } catch PluginError.createFailed(_, _, let message) {
           reply = WireMessage(.reply, status: Int32(FHP_E_INVALID), payload: Array(message.utf8))
         } catch {
@@ -67,6 +70,7 @@ private final class ServerSession: @unchecked Sendable {
         thread.stackSize = 8 << 20
         thread.start()
       case .destroy:
+        instance = nil
         calls = nil
       default:
         return
@@ -85,9 +89,14 @@ private final class ServerSession: @unchecked Sendable {
   private func serveLane(_ channel: WireChannel) {
     defer { close(channel.descriptor) }
     var arena: SharedArena?
+    var trainers = TrainerCache()
     while let (request, file) = try? channel.receive() {
       let reply: WireMessage
-      if request.op == .mapArena {
+      if request.op == .localTraining, let arena, let instance {
+        var environment = request.environment
+        fesetenv(&environment)
+        reply = localTraining(request, instance, arena, channel, &trainers)
+      } else if request.op == .mapArena {
         guard let file, let mapped = try? SharedArena.mapGuarded(file: file, size: Int(request.values[0])) else { return }
         arena = mapped
         reply = WireMessage(.reply)
@@ -98,6 +107,24 @@ private final class ServerSession: @unchecked Sendable {
         reply = call(request, calls, arena, channel)
       }
       guard (try? channel.send(reply)) != nil else { return }
+    }
+  }
+
+  /// A client's whole local training, the plugin called in this process; a `progress` message
+  /// goes to the host at most every `values[0]` µs (a quarter of the host's call limit) while it runs.
+  private func localTraining(_ request: WireMessage, _ instance: PluginInstance, _ arena: SharedArena,
+                             _ channel: WireChannel, _ trainers: inout TrainerCache) -> WireMessage {
+    let encoder = JSONEncoder()
+    do {
+      let header = try JSONDecoder().decode(LocalTrainingWireHeader.self, from: Data(request.payload))
+      let job = try header.read(from: arena)
+      let heartbeat = Heartbeat(channel, interval: .microseconds(Int64(clamping: request.values[0])))
+      let result = try job.run(hook: instance, trainer: trainers.trainer(for: job.architecture), beat: heartbeat.beat)
+      arena[header.trained, as: Float.self].update(from: result.trained.pointer, count: result.trained.count)
+      return WireMessage(.reply, payload: Array(try encoder.encode(result.metrics)))
+    } catch {
+      let failure = (try? encoder.encode(LocalTrainingWireFailure(error))).map(Array.init) ?? []
+      return WireMessage(.reply, status: Int32(FHP_E_INTERNAL), payload: failure)
     }
   }
 
@@ -226,6 +253,29 @@ private final class ServerSession: @unchecked Sendable {
 extension PluginServer {
   /// Rows one gradient request may name (their indices travel in the message).
   static let maximumRowsPerGradient = 4 << 20
+}
+
+/// Tells the host, over a lane, that a long request is still running.
+private final class Heartbeat: @unchecked Sendable {
+  private let channel: WireChannel
+  private let lock = NSLock()
+  private let interval: Duration
+  private var last = ContinuousClock.now
+
+  init(_ channel: WireChannel, interval: Duration) {
+    self.channel = channel
+    self.interval = interval
+  }
+
+  func beat() {
+    let now = ContinuousClock.now
+    let due = lock.withLock {
+      guard now - last >= interval else { return false }
+      last = now
+      return true
+    }
+    if due { try? channel.send(WireMessage(.progress)) }
+  }
 }
 
 /// One call's host callbacks in the child: they ask the host over the call's lane, with the

@@ -7,9 +7,11 @@ import Glibc
 enum WireOp: UInt32 {
   // host → child: requests
   case create = 1, destroy, openLane, mapArena, aggregate, adjustGradient, trainLocal, initialize,
-       saveState, loadState
+       saveState, loadState, localTraining
   // child → host: the end of a request, or a host callback the plugin made during it
   case reply = 100, gradient, reportMetric, trainClient, evaluateClient
+  /// During a long request (a client's local training): still working, no answer expected.
+  case progress
   // host → child: the answer to a callback
   case callbackReply = 200
 }

@@ -36,13 +36,16 @@
 #define SEGV_IN_SAVE_STATE 22
 #define SEGV_IN_LOAD_STATE 23
 #define SEGV_IN_ROUND_1 24       /* round 0 works */
+#define SLOW_ADJUST_GRADIENT 25  /* works, 50 ms a call: alive, not hung */
+#define FAIL_IN_ADJUST_GRADIENT 26 /* FHP_E_NUMERIC with a message on the third call */
 
 #ifndef BROKEN_MODE
 #define BROKEN_MODE WORKING
 #endif
 #define MODE BROKEN_MODE
 
-#define HAS_ADJUST_GRADIENT (MODE == SEGV_IN_ADJUST_GRADIENT || MODE == HANG_IN_ADJUST_GRADIENT)
+#define HAS_ADJUST_GRADIENT (MODE == SEGV_IN_ADJUST_GRADIENT || MODE == HANG_IN_ADJUST_GRADIENT \
+                             || MODE == SLOW_ADJUST_GRADIENT || MODE == FAIL_IN_ADJUST_GRADIENT)
 #define HAS_TRAIN_LOCAL (MODE == SEGV_IN_TRAIN_LOCAL)
 #define HAS_INITIALIZE (MODE == SEGV_IN_INITIALIZE || MODE == HANG_IN_INITIALIZE)
 
@@ -136,10 +139,14 @@ static fhp_status aggregate(fhp_instance *instance, uint32_t round, const float 
 
 static fhp_status adjust_gradient(fhp_instance *instance, uint32_t client_id, const float *w_local,
                                   const float *w_global, float *grad, uint64_t n) {
-  (void)instance;
   (void)client_id;
   if (MODE == SEGV_IN_ADJUST_GRADIENT) crash();
   if (MODE == HANG_IN_ADJUST_GRADIENT) hang();
+  if (MODE == SLOW_ADJUST_GRADIENT) usleep(50 * 1000);
+  if (MODE == FAIL_IN_ADJUST_GRADIENT && __atomic_add_fetch(&instance->calls, 1, __ATOMIC_RELAXED) == 3) {
+    snprintf(last_message, sizeof last_message, "gradient exploded at client %u", client_id);
+    return FHP_E_NUMERIC;
+  }
   for (uint64_t i = 0; i < n; i++) grad[i] += 0.01f * (w_local[i] - w_global[i]);
   return FHP_OK;
 }

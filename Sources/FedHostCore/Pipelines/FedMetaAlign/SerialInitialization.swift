@@ -46,7 +46,8 @@ extension FedMetaAlignRun {
       .train(local, on: prepared.devices[client].phase1.support, options: options)
     let subModel = engine.subModel(ofClient: client)
     try subModel?.insert(local, into: full)
-    weights.baseAddress!.update(from: (subModel == nil ? local : full).pointer, count: weights.count)
+    let trained = subModel == nil ? local : full
+    withExtendedLifetime(trained) { weights.baseAddress!.update(from: trained.pointer, count: weights.count) }
     return summary.epochLosses.last ?? .nan
   }
 
