@@ -45,7 +45,7 @@ enum ExportCommand {
       throw UsageError("--weights must be per-channel or per-tensor, got \"\(granularityName)\"")
     }
 
-    let (architecture, parameters) = try ModelFile.read(modelPath)
+    let (architecture, parameters, featureNames) = try ModelFile.read(modelPath)
     let (data, source) = try ExperimentOptions.federationData(options)
     let seed = try options.seed("seed") ?? data.training.seed ?? 0
     // The same preset → spec → flag resolution as `host run`, so calibration sees the run's Phase 3 rows.
@@ -63,6 +63,10 @@ enum ExportCommand {
     var mismatches = [String]()
     if device.train.width != architecture.inputWidth {
       mismatches.append("the model takes \(architecture.inputWidth) inputs, the device's rows have \(device.train.width)")
+    }
+    if let featureNames, device.featureNames.count == featureNames.count, device.featureNames != featureNames {
+      let first = featureNames.indices.first { featureNames[$0] != device.featureNames[$0] }!
+      mismatches.append("input \(first) of the model is \"\(featureNames[first])\", of the device \"\(device.featureNames[first])\"")
     }
     if device.classNames.count != architecture.classCount {
       mismatches.append("the model has \(architecture.classCount) classes, the device \(device.classNames.count)")

@@ -4,11 +4,14 @@ public struct ClientProfile: Sendable, Equatable {
   /// Width of its sub-model relative to the global model, in (0, 1].
   public var modelRate: Double
   public var memory: MemoryBudget?
+  /// Its inputs' names in order (empty: unnamed), recorded in the model files made for it.
+  public var featureNames: [String]
 
-  public init(name: String, modelRate: Double = 1, memory: MemoryBudget? = nil) {
+  public init(name: String, modelRate: Double = 1, memory: MemoryBudget? = nil, featureNames: [String] = []) {
     self.name = name
     self.modelRate = modelRate
     self.memory = memory
+    self.featureNames = featureNames
   }
 }
 

@@ -13,17 +13,21 @@ public struct EngineSettings: Sendable, Equatable {
   public var localSteps: Int?
   /// The run's seed: every random choice is derived from it (`deriveSeed`).
   public var seed: UInt64
+  /// How a client's training loss weighs its classes (also in fine-tuning and the baselines).
+  public var classWeighting: ClassWeighting
   /// Worker threads for client training and for plugins' `parallel_for`; results do not depend on it.
   public var threads: Int
 
   public init(hiddenWidths: [Int], optimizer: OptimizerKind, learningRate: Float, batchSize: Int,
-              localEpochs: Int, localSteps: Int? = nil, seed: UInt64, threads: Int) {
+              localEpochs: Int, localSteps: Int? = nil, classWeighting: ClassWeighting = .none, seed: UInt64,
+              threads: Int) {
     self.hiddenWidths = hiddenWidths
     self.optimizer = optimizer
     self.learningRate = learningRate
     self.batchSize = batchSize
     self.localEpochs = localEpochs
     self.localSteps = localSteps
+    self.classWeighting = classWeighting
     self.seed = seed
     self.threads = threads
   }

@@ -68,9 +68,13 @@ public final class FederationEngine: @unchecked Sendable {
     architecture.initialParameters(seed: deriveSeed(settings.seed, .initialization))
   }
 
-  public func trainingOptions(epochs: Int, learningRate: Float, seed: UInt64, frozenLayers: Int = 0) -> TrainingOptions {
+  /// Options for training on `samples` (their labels set the class weights, when the settings ask for them).
+  public func trainingOptions(epochs: Int, learningRate: Float, seed: UInt64, frozenLayers: Int = 0,
+                              trainingOn samples: Samples) -> TrainingOptions {
     TrainingOptions(optimizer: settings.optimizer.optimizer(learningRate: learningRate), epochs: epochs,
-                    batchSize: settings.batchSize, shuffle: true, seed: seed, frozenLayerCount: frozenLayers)
+                    batchSize: settings.batchSize, shuffle: true, seed: seed, frozenLayerCount: frozenLayers,
+                    classWeights: settings.classWeighting.weights(labels: samples.labels,
+                                                                  classCount: max(2, architecture.outputWidth)))
   }
 
   /// Runs `job` for each of `indices` on the worker threads; results in the order of `indices`.
@@ -122,7 +126,8 @@ public final class FederationEngine: @unchecked Sendable {
       coverage: coverage(ofClient: index),
       options: trainingOptions(epochs: settings.epochsPerRound(sampleCount: data.train.count),
                                learningRate: settings.learningRate,
-                               seed: deriveSeed(settings.seed, .parallel, UInt64(round), UInt64(index))),
+                               seed: deriveSeed(settings.seed, .parallel, UInt64(round), UInt64(index)),
+                               trainingOn: data.train),
       train: data.train, query: data.query)
     let local = try hook?.trainLocally(job, trainer: trainer) ?? job.run(hook: nil, trainer: trainer)
     var metrics = local.metrics

@@ -50,6 +50,8 @@ public final class MLPTrainer {
   private let batchDeltas: UnsafeMutablePointer<Float>
   /// Layers whose forward pass runs batched: hidden (ReLU) layers of whole vectors.
   private let forwardBatched: [Bool]
+  /// During `train`: each class's loss weight (`TrainingOptions.classWeights`), or nil.
+  private var classWeights: [Float]?
 
   public init(architecture: MLPArchitecture) {
     self.architecture = architecture
@@ -175,6 +177,8 @@ public final class MLPTrainer {
     hook: GradientHook?, afterEpoch: ((Int) throws -> Bool)?, rule makeRule: (_ step: Int) -> Rule
   ) throws -> TrainingSummary {
     let count = samples.count
+    classWeights = options.classWeights
+    defer { classWeights = nil }
     let firstTrainedLayer = options.frozenLayerCount
     let trained = architecture.prefixParameterCount(layers: firstTrainedLayer)
       ..< architecture.parameterCount
@@ -446,7 +450,11 @@ public final class MLPTrainer {
                                 to delta: UnsafeMutablePointer<Float>) -> Double {
     writeProbabilities(of: logits, to: delta)
     delta[Int(isBinary ? 0 : label)] -= isBinary ? Float(label) : 1
-    return loss(of: logits, label: label)
+    guard let classWeights else { return loss(of: logits, label: label) }
+    // A weighted sample's loss and its gradient scale alike (Keras' class_weight).
+    let weight = classWeights[Int(label)]
+    for index in 0..<architecture.outputWidth { delta[index] *= weight }
+    return Double(weight) * loss(of: logits, label: label)
   }
 
   /// Backward pass from `outputDelta` down to `firstTrainedLayer`, each layer fused with `rule`.

@@ -2,19 +2,34 @@ import Foundation
 
 /// A trained model on disk: one self-describing little-endian file, written atomically.
 ///
-///     "FHMODEL1"            8 bytes magic
+///     "FHMODEL2"            8 bytes magic ("FHMODEL1": the same without the input names)
 ///     u32 layer-width count, then that many u32 widths (input … output)
 ///     u64 parameter count, then that many float32 parameters (MLPArchitecture's flat layout)
+///     u32 input-name count (0 or the input width), then per name a u32 byte length and UTF-8
+///
+/// The input names are the features the model was trained on, in order, so that exporting it
+/// against another federation's device is refused rather than silently calibrated on the wrong inputs.
 public enum ModelFile {
-  static let magic = Array("FHMODEL1".utf8)
+  static let magic = Array("FHMODEL2".utf8)
+  static let firstVersionMagic = Array("FHMODEL1".utf8)
+  /// Longest input name read back.
+  static let maximumNameBytes = 4096
 
-  public static func write(_ parameters: ParameterVector, architecture: MLPArchitecture, to path: String) throws {
+  /// `featureNames`: the model's inputs in order, when every device it serves has the same ones.
+  public static func write(_ parameters: ParameterVector, architecture: MLPArchitecture, featureNames: [String]? = nil,
+                           to path: String) throws {
+    precondition(featureNames.map { $0.count == architecture.inputWidth } ?? true, "one name per input")
     var bytes = magic
     func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
     append(UInt32(architecture.widths.count))
     architecture.widths.forEach { append(UInt32($0)) }
     append(UInt64(parameters.count))
     bytes += UnsafeRawBufferPointer(start: parameters.pointer, count: parameters.count * MemoryLayout<Float>.size)
+    append(UInt32(featureNames?.count ?? 0))
+    for name in featureNames ?? [] {
+      append(UInt32(name.utf8.count))
+      bytes += name.utf8
+    }
     try AtomicFile.write(Data(bytes), to: path)
   }
 
@@ -25,7 +40,9 @@ public enum ModelFile {
   public static let maximumWidthCount = 64
 
   /// Reads a model file; errors name the file and what is wrong with it, in one line.
-  public static func read(_ path: String) throws -> (architecture: MLPArchitecture, parameters: ParameterVector) {
+  public static func read(_ path: String) throws
+    -> (architecture: MLPArchitecture, parameters: ParameterVector, featureNames: [String]?)
+  {
     guard let data = FileManager.default.contents(atPath: path) else {
       let reason = FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file"
       throw ModelFileError(path: path, reason: reason)
@@ -34,7 +51,9 @@ public enum ModelFile {
   }
 
   /// Decodes the bytes of a model file; `path` only names it in errors.
-  public static func decode(_ bytes: [UInt8], path: String) throws -> (architecture: MLPArchitecture, parameters: ParameterVector) {
+  public static func decode(_ bytes: [UInt8], path: String) throws
+    -> (architecture: MLPArchitecture, parameters: ParameterVector, featureNames: [String]?)
+  {
     func failure(_ reason: String) -> ModelFileError { ModelFileError(path: path, reason: reason) }
     var offset = 0
     func take<T: FixedWidthInteger>(_: T.Type, _ what: String) throws -> T {
@@ -45,9 +64,11 @@ public enum ModelFile {
       offset += MemoryLayout<T>.size
       return T(littleEndian: value)
     }
-    guard bytes.count >= magic.count, Array(bytes[0..<magic.count]) == magic else {
-      throw failure("not a FedHost model file (it does not start with \"FHMODEL1\")")
+    let start = bytes.count >= magic.count ? Array(bytes[0..<magic.count]) : []
+    guard start == magic || start == firstVersionMagic else {
+      throw failure("not a FedHost model file (it does not start with \"FHMODEL2\" or \"FHMODEL1\")")
     }
+    let hasNames = start == magic
     offset = magic.count
     let widthCount = try take(UInt32.self, "layer-width count")
     guard (2...UInt32(maximumWidthCount)).contains(widthCount) else {
@@ -67,7 +88,7 @@ public enum ModelFile {
     }
     let needed = architecture.parameterCount * MemoryLayout<Float>.size
     let present = bytes.count - offset
-    guard present == needed else {
+    guard hasNames ? present >= needed : present == needed else {
       let problem = present < needed ? "truncated" : "\(present - needed) bytes too many"
       throw failure("\(problem): \(count) parameters need \(needed) bytes after the header, the file has \(present)")
     }
@@ -77,10 +98,31 @@ public enum ModelFile {
         parameters[index] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
       }
     }
+    offset += needed
+    var featureNames: [String]?
+    if hasNames {
+      let nameCount = Int(try take(UInt32.self, "input-name count"))
+      guard nameCount == 0 || nameCount == architecture.inputWidth else {
+        throw failure("\(nameCount) input names for a model of \(architecture.inputWidth) inputs")
+      }
+      featureNames = try (0..<nameCount).map { index in
+        let length = Int(try take(UInt32.self, "length of input name \(index)"))
+        guard length <= maximumNameBytes, offset + length <= bytes.count else {
+          throw failure("truncated or implausible input name \(index) (\(length) bytes)")
+        }
+        defer { offset += length }
+        guard let name = String(validating: bytes[offset..<(offset + length)], as: UTF8.self) else {
+          throw failure("input name \(index) is not UTF-8")
+        }
+        return name
+      }
+      if nameCount == 0 { featureNames = nil }
+      guard offset == bytes.count else { throw failure("\(bytes.count - offset) bytes too many after the input names") }
+    }
     if let index = (0..<parameters.count).first(where: { !parameters[$0].isFinite }) {
       throw failure("parameter \(index) is \(parameters[index]); a trained model holds only finite numbers")
     }
-    return (architecture, parameters)
+    return (architecture, parameters, featureNames)
   }
 }
 

@@ -40,15 +40,19 @@ public struct TrainingOptions: Sendable, Hashable, Codable {
   public var seed: UInt64
   /// The first `frozenLayerCount` layers get no update (their optimizer state is untouched).
   public var frozenLayerCount: Int
+  /// Each class's weight in the training loss (indexed by label; a binary task has two), or nil
+  /// for the plain mean loss. See `ClassWeighting`.
+  public var classWeights: [Float]?
 
   public init(optimizer: Optimizer = .paper, epochs: Int = 1, batchSize: Int = 1,
-              shuffle: Bool = true, seed: UInt64 = 0, frozenLayerCount: Int = 0) {
+              shuffle: Bool = true, seed: UInt64 = 0, frozenLayerCount: Int = 0, classWeights: [Float]? = nil) {
     self.optimizer = optimizer
     self.epochs = epochs
     self.batchSize = batchSize
     self.shuffle = shuffle
     self.seed = seed
     self.frozenLayerCount = frozenLayerCount
+    self.classWeights = classWeights
   }
 
   func validate(for architecture: MLPArchitecture) throws {
@@ -61,6 +65,33 @@ public struct TrainingOptions: Sendable, Hashable, Codable {
         "cannot freeze \(frozenLayerCount) layers of a \(architecture.layerCount)-layer model")
     }
     try optimizer.validate()
+    if let classWeights {
+      guard classWeights.count == max(2, architecture.outputWidth), classWeights.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+        throw ModelError.invalidOption("class weights must be \(max(2, architecture.outputWidth)) positive finite numbers, got \(classWeights)")
+      }
+    }
+  }
+}
+
+/// How a client's training loss weighs its classes.
+public enum ClassWeighting: String, Sendable, CaseIterable, Codable {
+  /// The plain mean loss.
+  case none
+  /// Class c weighs n / (k·n_c) over the client's own training rows (k classes, n_c rows of c;
+  /// scikit-learn's "balanced"), capped at `cap` so that a class of a few rows cannot dominate;
+  /// a class the client lacks weighs 1.
+  case balanced
+
+  public static let cap: Float = 2
+
+  /// The weights for training on `labels` with `classCount` classes (2 for a binary task), or nil.
+  public func weights(labels: [Int32], classCount: Int) -> [Float]? {
+    guard self == .balanced, !labels.isEmpty else { return nil }
+    var counts = [Int](repeating: 0, count: classCount)
+    for label in labels where Int(label) < classCount { counts[Int(label)] += 1 }
+    return counts.map { count in
+      count == 0 ? 1 : min(Self.cap, Float(labels.count) / Float(classCount * count))
+    }
   }
 }
 

@@ -14,8 +14,8 @@ public struct StrategyOutcome: @unchecked Sendable {
   public var globalArchitecture: MLPArchitecture
   /// Per device (empty without personalization).
   public var personalizedModels: [ParameterVector]
-  /// Per device: its name and the architecture of its (sub-)model.
-  public var devices: [(name: String, architecture: MLPArchitecture)]
+  /// Per device: its name, the architecture of its (sub-)model and its inputs' names.
+  public var devices: [(name: String, architecture: MLPArchitecture, featureNames: [String])]
 }
 
 /// One round: the global model's test metrics per device and the aggregation weights.
@@ -115,7 +115,7 @@ extension FederationEngine {
       let options = trainingOptions(epochs: settings.personalizationEpochs,
                                     learningRate: settings.personalizationLearningRate,
                                     seed: deriveSeed(self.settings.seed, .personalization, UInt64(index)),
-                                    frozenLayers: frozen)
+                                    frozenLayers: frozen, trainingOn: parts.train)
       try fit(model, architecture: architecture, data: parts.train, validation: parts.validation, options: options,
               patience: settings.earlyStoppingPatience, holdOutValidation: settings.threshold == .f1)
     }
@@ -134,7 +134,8 @@ extension FederationEngine {
       let model = architecture.initialParameters(seed: deriveSeed(self.settings.seed, .localOnly, UInt64(index)))
       let parts = try data(index)
       let options = trainingOptions(epochs: settings.localOnlyEpochs, learningRate: learningRate,
-                                    seed: deriveSeed(self.settings.seed, .localOnly, UInt64(index), 1))
+                                    seed: deriveSeed(self.settings.seed, .localOnly, UInt64(index), 1),
+                                    trainingOn: parts.train)
       try fit(model, architecture: architecture, data: parts.train, validation: parts.validation, options: options,
               patience: settings.earlyStoppingPatience, holdOutValidation: settings.threshold == .f1)
       return try score(model, architecture: architecture, test: parts.test, validation: parts.validation,
@@ -161,8 +162,8 @@ extension FederationEngine {
     }
   }
 
-  var deviceArchitectures: [(name: String, architecture: MLPArchitecture)] {
-    clients.profiles.indices.map { (clients.profiles[$0].name, architecture(ofClient: $0)) }
+  var deviceArchitectures: [(name: String, architecture: MLPArchitecture, featureNames: [String])] {
+    clients.profiles.indices.map { (clients.profiles[$0].name, architecture(ofClient: $0), clients.profiles[$0].featureNames) }
   }
 }
 

@@ -44,6 +44,7 @@ public struct RunSettings: Sendable, Equatable {
   public var preset: Preset
   public var hiddenWidths: [Int] = []
   public var optimizer: OptimizerKind = .adam
+  public var classWeighting: ClassWeighting = .none
   public var learningRate: Float = 0
   public var batchSize = 0
   public var rounds = 0
@@ -87,7 +88,8 @@ public struct RunSettings: Sendable, Equatable {
   /// The engine's part of these settings, for one seed.
   public func engine(seed: UInt64) -> EngineSettings {
     EngineSettings(hiddenWidths: hiddenWidths, optimizer: optimizer, learningRate: learningRate, batchSize: batchSize,
-                   localEpochs: localEpochs, localSteps: localSteps, seed: seed, threads: threads)
+                   localEpochs: localEpochs, localSteps: localSteps, classWeighting: classWeighting, seed: seed,
+                   threads: threads)
   }
 
   /// The options this protocol uses, in table order.
@@ -312,6 +314,8 @@ extension RunSettings {
           check: { (1...32).contains($0.count) ? nil : "needs 1 to 32 hidden layers, not \($0.count)" },
           show: { $0.map(String.init).joined(separator: ",") }),
     .choice("optimizer", "local optimizer", \.optimizer, default: { _, _ in .adam }),
+    .choice("class_weighting", "class weights of every training loss: balanced weighs class c by n/(k·n_c) "
+              + "over the rows being trained on, capped at 2", \.classWeighting, default: { _, _ in ClassWeighting.none }),
     .rate("learning_rate", "local learning rate", \.learningRate,
           default: { preset, _ in preset == .paper ? 1e-5 : 1e-3 }),
     .integer("batch_size", "local batch size", \.batchSize, atLeast: 1, atMost: 1 << 20,

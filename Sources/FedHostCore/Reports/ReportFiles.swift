@@ -15,12 +15,20 @@ public enum ReportFiles {
   }
 
   /// The final global model and each device's personalized model (`ModelFile` format).
+  /// A model records its inputs' names when they name every input (not padded ones), and for
+  /// the global model when every device has the same.
   public static func writeModels(_ outcome: StrategyOutcome, to directory: String) throws {
+    func names(_ featureNames: [String], _ architecture: MLPArchitecture) -> [String]? {
+      featureNames.count == architecture.inputWidth ? featureNames : nil
+    }
+    let shared = Set(outcome.devices.map(\.featureNames)).count == 1 ? outcome.devices.first?.featureNames : nil
     try ModelFile.write(outcome.globalModel, architecture: outcome.globalArchitecture,
+                        featureNames: shared.flatMap { names($0, outcome.globalArchitecture) },
                         to: directory + "/models/global.fhmodel")
     for (model, device) in zip(outcome.personalizedModels, outcome.devices) {
       let name = FedHostCore.fileName(forDevice: device.name)
-      try ModelFile.write(model, architecture: device.architecture, to: directory + "/models/personalized-\(name).fhmodel")
+      try ModelFile.write(model, architecture: device.architecture, featureNames: names(device.featureNames, device.architecture),
+                          to: directory + "/models/personalized-\(name).fhmodel")
     }
   }
 }

@@ -16,6 +16,20 @@ enum BadModelCorpus {
     return bytes
   }
 
+  /// The second version: the first's bytes under "FHMODEL2", then the input names (count, then
+  /// per name a u32 length and its bytes).
+  static func namedModelFile(names: [[UInt8]], count: UInt32? = nil, widths: [UInt32] = widths,
+                             parameters: [Float] = parameters) -> [UInt8] {
+    var bytes = Array("FHMODEL2".utf8) + modelFile(widths: widths, parameters: parameters).dropFirst(8)
+    func append(_ value: UInt32) { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
+    append(count ?? UInt32(names.count))
+    for name in names {
+      append(UInt32(name.count))
+      bytes += name
+    }
+    return bytes
+  }
+
   /// 3 → 8 → 1: 3·8 + 8 + 8·1 + 1 = 41 parameters; fits the corpus federation.
   static let widths: [UInt32] = [3, 8, 1]
   static let parameters: [Float] = (0..<41).map { Float($0 % 9 - 4) / 8 }
@@ -43,7 +57,7 @@ enum BadModelCorpus {
 
   static let cases: [BadInput] = [
     modelCase("an empty file", [], "model.fhmodel: not a FedHost model file"),
-    modelCase("a text file", Array("hello, model\n".utf8), "not a FedHost model file (it does not start with \"FHMODEL1\")"),
+    modelCase("a text file", Array("hello, model\n".utf8), "not a FedHost model file (it does not start with \"FHMODEL2\" or \"FHMODEL1\")"),
     modelCase("a TFLite file", [0x1C, 0, 0, 0] + Array("TFL3".utf8) + [UInt8](repeating: 0, count: 40), "not a FedHost model file"),
     modelCase("the magic alone", Array("FHMODEL1".utf8), "truncated: the header ends at byte 8, inside the layer-width count"),
     modelCase("cut inside the widths", Array(validModel.prefix(18)), "truncated: the header ends at byte 18, inside the width of layer 1"),
@@ -69,6 +83,19 @@ enum BadModelCorpus {
     modelCase("an infinite parameter", withParameter(40, .infinity), "parameter 40 is inf"),
     modelCase("a negative infinite parameter", withParameter(0, -.infinity), "parameter 0 is -inf"),
     modelCase("a signalling NaN parameter", withParameter(12, .signalingNaN), "parameter 12 is"),
+    modelCase("input names for 2 of 3 inputs", namedModelFile(names: [Array("a".utf8), Array("b".utf8)]),
+              "model.fhmodel: 2 input names for a model of 3 inputs"),
+    modelCase("an input name cut short", Array(namedModelFile(names: ["a", "b", "c"].map { Array($0.utf8) }).dropLast()),
+              "truncated or implausible input name 2 (1 bytes)"),
+    modelCase("an input name of 2^32 - 1 bytes", namedModelFile(names: [Array("a".utf8), Array("b".utf8)], count: 3)
+                + [0xFF, 0xFF, 0xFF, 0xFF], "truncated or implausible input name 2 (4294967295 bytes)"),
+    modelCase("an input name that is not UTF-8", namedModelFile(names: [Array("a".utf8), [0xFF, 0xFE], Array("c".utf8)]),
+              "input name 1 is not UTF-8"),
+    modelCase("bytes after the input names", namedModelFile(names: ["a", "b", "c"].map { Array($0.utf8) }) + [0],
+              "1 bytes too many after the input names"),
+    exportCase("a model trained on other inputs",
+               withModel(namedModelFile(names: ["a", "current", "c"].map { Array($0.utf8) })), [],
+               "input 1 of the model is \"current\", of the device \"b\" (was it trained on another federation?)"),
     exportCase("a missing model file", BadInputCorpus.validFiles, [], "model.fhmodel: no such file"),
     exportCase("a model with 9 inputs for 3-input devices",
                withModel(modelFile(widths: [9, 4, 1], parameters: [Float](repeating: 0.1, count: 9 * 4 + 4 + 4 + 1))), [],

@@ -124,6 +124,18 @@ struct InputFuzzTests {
       _ = try ModelFile.decode(bytes, path: "fuzz.fhmodel")
     }
     #expect(accepted > 0 && accepted < Self.cases, "\(accepted) of \(Self.cases) accepted")
+    // The second version, with the input names after the parameters.
+    var named = Array("FHMODEL2".utf8) + Self.modelSeed.dropFirst(8)
+    for name in ["", "a", "current"] {
+      withUnsafeBytes(of: UInt32(name.utf8.count).littleEndian) { named += $0 }
+      named += name.utf8
+    }
+    named.insert(contentsOf: withUnsafeBytes(of: UInt32(3).littleEndian, Array.init), at: Self.modelSeed.count)
+    #expect(try ModelFile.decode(named, path: "named.fhmodel").featureNames == ["", "a", "current"])
+    let acceptedNamed = Self.fuzz("named model", seed: named, stream: 5) { bytes in
+      _ = try ModelFile.decode(bytes, path: "fuzz.fhmodel")
+    }
+    #expect(acceptedNamed > 0 && acceptedNamed < Self.cases, "\(acceptedNamed) of \(Self.cases) accepted")
   }
 }
 

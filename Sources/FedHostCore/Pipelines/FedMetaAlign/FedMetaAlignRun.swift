@@ -14,7 +14,8 @@ public final class FedMetaAlignRun: ProtocolRun, @unchecked Sendable {
     let prepared = data.prepare(seed: seed, phaseFractions: settings.phaseFractions)
     try Self.requireCompatible(prepared)
     let clients = ClientSource(prepared.devices.map { device in
-      (ClientProfile(name: device.name, modelRate: device.modelRate, memory: device.memory),
+      (ClientProfile(name: device.name, modelRate: device.modelRate, memory: device.memory,
+                     featureNames: device.featureNames),
        ClientData(train: device.phase2.support, query: device.phase2.query, validation: device.phase3Validation,
                   test: device.test))
     })
@@ -66,7 +67,7 @@ public final class FedMetaAlignRun: ProtocolRun, @unchecked Sendable {
     guard let pretraining = prepared.pretraining, settings.pretrainEpochs > 0 else { return model }
     let clock = ContinuousClock.now
     let options = engine.trainingOptions(epochs: settings.pretrainEpochs, learningRate: settings.learningRate,
-                                         seed: deriveSeed(engine.settings.seed, .pretraining))
+                                         seed: deriveSeed(engine.settings.seed, .pretraining), trainingOn: pretraining.train)
     let loss = try MLPTrainer(architecture: engine.architecture).train(model, on: pretraining.train, options: options)
       .epochLosses.last
     progress("[phase 0] pretrained on \(pretraining.name) for \(settings.pretrainEpochs) epoch(s): "

@@ -41,7 +41,8 @@ extension FedMetaAlignRun {
   {
     let (full, local) = try deviceModel(client, UnsafeBufferPointer(weights))
     let options = engine.trainingOptions(epochs: max(1, epochs), learningRate: engine.settings.learningRate,
-                                         seed: deriveSeed(engine.settings.seed, .serial, visit))
+                                         seed: deriveSeed(engine.settings.seed, .serial, visit),
+                                         trainingOn: prepared.devices[client].phase1.support)
     let summary = try MLPTrainer(architecture: engine.architecture(ofClient: client))
       .train(local, on: prepared.devices[client].phase1.support, options: options)
     let subModel = engine.subModel(ofClient: client)

@@ -11,7 +11,9 @@ public final class StandardFLRun: ProtocolRun, @unchecked Sendable {
   let settings: RunSettings
 
   public init(_ data: FederationData, settings: RunSettings, seed: UInt64) throws {
-    let profiles = data.devices.map { ClientProfile(name: $0.name, modelRate: $0.modelRate, memory: $0.memory) }
+    let profiles = data.devices.map {
+      ClientProfile(name: $0.name, modelRate: $0.modelRate, memory: $0.memory, featureNames: $0.dataset.featureNames)
+    }
     let clients = ClientSource(profiles: profiles) { index in
       let device = data.prepareForFL(device: index, seed: seed)
       return ClientData(train: device.train, query: device.validation, validation: device.validation, test: device.test)
@@ -42,9 +44,10 @@ public final class StandardFLRun: ProtocolRun, @unchecked Sendable {
   private func centralized() throws -> [DeviceScore] {
     let clients = try (0..<engine.clients.count).map { try engine.clients.data($0) }
     let model = engine.architecture.initialParameters(seed: deriveSeed(engine.settings.seed, .centralized))
+    let pooled = Samples.concatenating(clients.map(\.train))
     let options = engine.trainingOptions(epochs: settings.centralizedEpochs, learningRate: settings.learningRate,
-                                         seed: deriveSeed(engine.settings.seed, .centralized, 1))
-    try engine.fit(model, architecture: engine.architecture, data: .concatenating(clients.map(\.train)),
+                                         seed: deriveSeed(engine.settings.seed, .centralized, 1), trainingOn: pooled)
+    try engine.fit(model, architecture: engine.architecture, data: pooled,
                    validation: .concatenating(clients.map(\.validation)), options: options,
                    patience: settings.earlyStoppingPatience, holdOutValidation: settings.threshold == .f1)
     return try clients.map { client in
