@@ -211,8 +211,21 @@ extension ComparisonReport {
   }
 
   /// Personalized test accuracy per device, one bar per method, error bars = std over seeds.
+  /// Devices a per-device bar chart shows at most; beyond, bars of 100 devices would be hairlines
+  /// with unreadable labels, so the chart summarizes each method over the devices instead.
+  public static let perDeviceBarLimit = 12
+
   public func personalizedAccuracyChart() -> String {
     let rows = methods.filter { $0.stage == "personalized" && $0.failure == nil }
+    if devices.count > Self.perDeviceBarLimit {
+      // Per method: each device's mean over seeds, then their mean and spread across devices.
+      let series = rows.map { row in
+        let (mean, std) = meanAndStandardDeviation(row.accuracy.map { meanAndStandardDeviation($0).mean })
+        return SVGCharts.Series(name: row.method, points: [(0, mean, std)], color: chartColor(row.method))
+      }
+      return SVGCharts.barChart(title: "Personalized test accuracy, mean over \(devices.count) devices (± std across devices)",
+                                yLabel: "accuracy", groups: ["all \(devices.count) devices"], series: series)
+    }
     let series = rows.map { row in
       SVGCharts.Series(name: row.method, points: devices.indices.map { device in
         let (mean, std) = meanAndStandardDeviation(row.accuracy[device])

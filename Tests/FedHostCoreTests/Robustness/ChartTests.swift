@@ -32,11 +32,34 @@ struct ChartTests {
                             methods: methods, curves: curves, notes: [])
   }()
 
+  /// 100 devices, one seed: device d scores 0.5 + 0.004·d (FedAvg) and 0.6 + 0.002·d (Local Only).
+  static let manyDevices: ComparisonReport = {
+    let devices = (0..<100).map { DeviceInfo(name: "client-\($0)", widthRate: 1, parameterCount: 10) }
+    let methods = [("Local Only", 0.6, 0.002), ("FedAvg", 0.5, 0.004)].map { name, base, slope in
+      MethodResult(method: name, stage: "personalized", accuracy: (0..<100).map { [base + slope * Double($0)] },
+                   f1: (0..<100).map { _ in [0.5] })
+    }
+    return ComparisonReport(title: "many", seeds: [0], devices: devices, methods: methods, curves: [], notes: [])
+  }()
+
   static let figures: [(name: String, svg: String)] = [
     ("global-accuracy", report.roundChart(metric: \.accuracy, label: "test accuracy")),
     ("global-loss", report.roundChart(metric: \.loss, label: "test loss")),
     ("personalized-accuracy", report.personalizedAccuracyChart()),
+    ("personalized-accuracy-100-devices", manyDevices.personalizedAccuracyChart()),
   ]
+
+  /// Past a dozen devices the bar chart summarizes each method over the devices: one bar each,
+  /// its height the mean of the devices (hand-computed: 0.6 + 0.002·49.5 and 0.5 + 0.004·49.5).
+  @Test func manyDevicesGetOneBarPerMethod() {
+    let svg = Self.figures[3].svg
+    let bars = Self.captures(#"<title>([^<]*), all 100 devices: ([0-9.]+) ± ([0-9.]+)</title>"#, in: svg)
+    #expect(bars.map { $0[0] } == ["Local Only", "FedAvg"])
+    #expect(bars.map { $0[1] } == ["69.90", "69.80"])
+    // The spread across devices: the sample std of 0.004·d over d = 0…99 is 0.004·29.011 = 11.60 %.
+    #expect(bars.last?[2] == "11.60")
+    #expect(svg.contains("mean over 100 devices") && !svg.contains("client-7"))
+  }
 
   /// Every match of `pattern`'s first capture group in `text`.
   static func captures(_ pattern: String, in text: String) -> [[String]] {
