@@ -49,7 +49,8 @@ enum IsolationBenchmark {
     rows.append(BenchmarkRow(section: "isolation", name: "FedAvg instance created and destroyed", unit: "ms",
                              fedhostMedian: startStats.median, fedhostMin: startStats.best, peer: "in process, same run",
                              peerMedian: median(localStarts),
-                             note: "isolated: starts `host plugins serve` (posix_spawn, Swift runtime, dlopen), kills and reaps it",
+                             note: "isolated: in the child the previous instance left (a healthy child serves the next "
+                               + "instance of its plugin; only the first starts `host plugins serve`)",
                              higherIsBetter: false))
     return rows
   }
