@@ -87,22 +87,21 @@ enum BatchedTrainingBenchmark {
 
     var rows = [BenchmarkRow]()
     let flops = Double(denseFlopsPerSample(architecture))
-    let peakStatistics = Statistics(peaks, higherIsBetter: true)
-    if peak != nil {
-      rows.append(BenchmarkRow(
-        section: "training", name: "FP32 FMA peak, AVX2, 1 thread", unit: "GFLOP/s",
-        fedhostMedian: peakStatistics.median, fedhostMin: peakStatistics.best, peer: nil, peerMedian: nil,
-        note: "peak_fma_avx2.c (12 independent ymm chains), best of 7 per run, \(peaks.count) runs interleaved "
-          + "with the training rows", higherIsBetter: true))
+    /// One peak row (nothing if its binary did not build); returns the median and best.
+    func peakRow(_ binary: CBinary?, _ values: [Double], vectors: String, source: String) -> Statistics {
+      let statistics = Statistics(values, higherIsBetter: true)
+      if binary != nil {
+        rows.append(BenchmarkRow(
+          section: "training", name: "FP32 FMA peak, \(vectors), 1 thread", unit: "GFLOP/s",
+          fedhostMedian: statistics.median, fedhostMin: statistics.best, peer: nil, peerMedian: nil,
+          note: "\(source) per run, \(values.count) runs interleaved with the training rows",
+          higherIsBetter: true))
+      }
+      return statistics
     }
-    let widePeakStatistics = Statistics(widePeaks, higherIsBetter: true)
-    if widePeak != nil {
-      rows.append(BenchmarkRow(
-        section: "training", name: "FP32 FMA peak, AVX-512, 1 thread", unit: "GFLOP/s",
-        fedhostMedian: widePeakStatistics.median, fedhostMin: widePeakStatistics.best, peer: nil, peerMedian: nil,
-        note: "../shared/bench/reference/c/peak_fma.c's zmm loop, best of its runs, \(widePeaks.count) runs "
-          + "interleaved with the training rows", higherIsBetter: true))
-    }
+    let peakStatistics = peakRow(peak, peaks, vectors: "AVX2", source: "peak_fma_avx2.c (12 independent ymm chains), best of 7")
+    let widePeakStatistics = peakRow(widePeak, widePeaks, vectors: "AVX-512",
+                                     source: "../shared/bench/reference/c/peak_fma.c's zmm loop, best of 5")
     for (index, batch) in batchSizes.enumerated() {
       let name = "batch-\(batch) Adam, paper model, 1 thread"
       let rate = median(fedhost[index])
