@@ -78,6 +78,36 @@ struct StandardProtocolTests {
     #expect(abs(fedHostLoss - numpyLoss) <= 0.1 * numpyLoss, "final mean test loss: FedHost \(fedHostLoss), numpy \(numpyLoss)")
   }
 
+  /// Early stopping across rounds keeps round K's global model: a run stopped by the patience
+  /// reports and fine-tunes exactly what a run of K rounds without it does.
+  @Test func roundEarlyStoppingKeepsTheBestRound() throws {
+    let common = ["--protocol", "fl", "--aggregator", "libFedAvg.so", "--baselines", "none", "--no-local-only",
+                  "--learning-rate", "0.01", "--personalization-epochs", "1", "--seed", "3"]
+    let stopped = try temporaryDirectory("fl-round-patience")
+    let run = try runHost(common + ["--rounds", "10", "--round-patience", "2", "--out", stopped])
+    #expect(run.status == 0, "\(run.stderr)")
+    let line = try #require(run.stderr.split(separator: "\n").first { $0.contains("[round early stopping] FedAvg") })
+    let numbers = try #require(line.firstMatch(of: /keeping round (\d+) of (\d+)/))
+    let (kept, ran) = (Int(numbers.1)!, Int(numbers.2)!)
+    try #require(kept < ran && ran < 10, "the run should stop early on a round before its last: \(line)")
+    #expect(ran == kept + 2)
+    #expect(run.stderr.split(separator: "\n").filter { $0.contains("[round] FedAvg round") }.count == ran)
+
+    let plain = try temporaryDirectory("fl-round-patience-plain")
+    #expect(try runHost(common + ["--rounds", String(kept), "--out", plain]).status == 0)
+    for file in ["models/global.fhmodel", "models/personalized-machine-failure.fhmodel",
+                 "models/personalized-line-fault.fhmodel"] {
+      let (ours, theirs) = (FileManager.default.contents(atPath: stopped + "/" + file),
+                            FileManager.default.contents(atPath: plain + "/" + file))
+      #expect(ours != nil && ours == theirs, "\(file) differs from the \(kept)-round run's")
+    }
+    let scores = { (directory: String) throws -> String in
+      let report = try self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: directory + "/report.json")), as: UTF8.self))
+      return String(describing: try #require(report["methods"] as? [[String: Any]]).map { $0["accuracy"] ?? "" })
+    }
+    #expect(try scores(stopped) == scores(plain))
+  }
+
   /// Every bundled strategy under the standard protocol on a partition of 100 clients with 10
   /// sampled per round: every row complete, and the rounds trained only the sampled clients.
   @Test func manyClientsWithSampling() throws {

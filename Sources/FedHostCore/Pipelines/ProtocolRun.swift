@@ -70,9 +70,11 @@ extension FederationEngine {
   /// Rounds `first..<count` from `global`: `participants(round)` chooses who trains; after
   /// every round the global model is evaluated on the participants' test parts (every client's
   /// when all take part; a sample's, as federated evaluation does, when a round samples a few of
-  /// thousands), reported and checkpointed. Returns the final global model and every round's record.
+  /// thousands), reported, shown to `keepGoing` (false ends the rounds after this one's
+  /// checkpoint) and checkpointed. Returns the final global model and every round's record.
   func runRounds(from global: ParameterVector, strategy: Strategy, records: [RoundRecord], count: Int, label: String,
-                 participants: (Int) -> [Int], checkpoint: (ParameterVector, [RoundRecord]) throws -> Void,
+                 participants: (Int) -> [Int], keepGoing: (_ model: ParameterVector, _ round: Int) throws -> Bool = { _, _ in true },
+                 checkpoint: (ParameterVector, [RoundRecord]) throws -> Void,
                  progress: (String) -> Void) throws -> (ParameterVector, [RoundRecord]) {
     var global = global
     var records = records
@@ -88,7 +90,9 @@ extension FederationEngine {
       progress("[\(label)] \(strategy.name) round \(round + 1)/\(count): test loss " + formatList(record.testLoss)
                  + ", accuracy " + formatList(record.testAccuracy) + ", weights " + formatList(weights)
                  + String(format: " (%.2f s)", record.seconds))
+      let going = try keepGoing(global, round + 1)
       try checkpoint(global, records)
+      if !going { break }
     }
     return (global, records)
   }

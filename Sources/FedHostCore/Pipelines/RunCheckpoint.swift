@@ -72,14 +72,17 @@ public struct ResumePoint: Codable, Sendable {
   public var pluginStates: [Data]
   public var rounds: [RoundRecord]
   public var afterInitialization: [Double]?
+  /// Early stopping across rounds (nil when it is off).
+  var bestRound: BestRound?
 
   init(completedRounds: Int, global: ParameterVector, strategy: Strategy, rounds: [RoundRecord],
-       afterInitialization: [Double]?) throws {
+       afterInitialization: [Double]?, bestRound: BestRound? = nil) throws {
     self.completedRounds = completedRounds
     globalBits = global.buffer.map(\.bitPattern)
     pluginStates = try strategy.distinctInstances.map { Data(try $0.saveState()) }
     self.rounds = rounds
     self.afterInitialization = afterInitialization
+    self.bestRound = bestRound
   }
 
   /// Restores the model and the plugins' states; returns the global model.
@@ -107,5 +110,37 @@ extension Strategy {
       instances.append(candidate)
     }
     return instances
+  }
+}
+
+/// Early stopping across FL rounds: the global model of lowest validation loss so far, and the
+/// rounds since it, bit for bit (a resumed run must stop where an uninterrupted one does).
+struct BestRound: Codable, Sendable {
+  let patience: Int
+  /// The best round (1-based; 0 before any round) and its model's floats and loss.
+  private(set) var round = 0
+  private(set) var modelBits: [UInt32] = []
+  private(set) var lossBits = Double.infinity.bitPattern
+  private(set) var roundsSinceBest = 0
+
+  init(patience: Int) { self.patience = patience }
+
+  var loss: Double { Double(bitPattern: lossBits) }
+  var exhausted: Bool { roundsSinceBest >= patience }
+  /// The best model; nil before any round.
+  var model: ParameterVector? { round == 0 ? nil : ParameterVector(modelBits.map(Float.init(bitPattern:))) }
+
+  /// Takes round `number`'s global model and its validation loss; false once `patience`
+  /// rounds in a row have not improved on the best.
+  mutating func record(round number: Int, model: ParameterVector, loss: Double) -> Bool {
+    if loss < self.loss {
+      round = number
+      modelBits = model.buffer.map(\.bitPattern)
+      lossBits = loss.bitPattern
+      roundsSinceBest = 0
+    } else {
+      roundsSinceBest += 1
+    }
+    return !exhausted
   }
 }

@@ -64,6 +64,9 @@ public struct RunSettings: Sendable, Equatable {
   /// Keep the epoch of lowest validation loss, stopping after this many epochs without
   /// improvement; nil: train every epoch.
   public var earlyStoppingPatience: Int?
+  /// Standard FL: keep the global model of the round of lowest validation loss, stopping after
+  /// this many rounds without improvement; nil: run every round, keep the last.
+  public var roundPatience: Int?
   public var localOnlyEpochs = 0
   /// Standard FL: epochs of the centralized upper bound on the pooled training data.
   public var centralizedEpochs = 0
@@ -362,6 +365,8 @@ extension RunSettings {
           check: { (0...1).contains($0) ? nil : "must be within 0...1, not \($0)" }),
     .optionalInteger("early_stopping", "patience: fine-tuning and Local Only keep the epoch of lowest validation loss, stopping after N epochs without improvement, 0: off",
                      \.earlyStoppingPatience, atMost: 10_000, default: { _, _ in nil }),
+    .optionalInteger("round_patience", "patience: keep the global model of the round of lowest validation loss (over every client's validation slice), stopping after N rounds without improvement, 0: off",
+                     protocols: flOnly, \.roundPatience, atMost: 100_000, default: { _, _ in nil }),
     .integer("local_only_epochs", "epochs of the Local Only baseline", \.localOnlyEpochs, atLeast: 1, atMost: 100_000,
              default: { _, kind in kind == .fl ? 20 : 10 }),
     .integer("centralized_epochs", "epochs of the centralized bound on the pooled training data", protocols: flOnly,

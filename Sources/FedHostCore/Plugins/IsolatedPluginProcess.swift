@@ -509,6 +509,9 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_adddup2(&actions, adminSource, PluginServer.adminDescriptor)
     posix_spawn_file_actions_adddup2(&actions, logSource, PluginServer.logDescriptor)
+    // Nothing else: a descriptor another thread opened without close-on-exec (a pipe to some
+    // other child) would stay open in a child kept for reuse and hold that pipe open.
+    _ = spawnCloseFrom(&actions, PluginServer.logDescriptor + 1)
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }

@@ -288,6 +288,17 @@ nonisolated(unsafe) private let prctlFunction = unsafeBitCast(dlsym(UnsafeMutabl
 
 func processControl(_ option: Int32, _ argument: UInt) { _ = prctlFunction(option, argument, 0, 0, 0) }
 
+/// glibc's posix_spawn_file_actions_addclosefrom_np (2.34+), which the Glibc module does not declare.
+private typealias SpawnCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+nonisolated(unsafe) private let spawnCloseFromFunction = dlsym(UnsafeMutableRawPointer(bitPattern: 0),
+                                                              "posix_spawn_file_actions_addclosefrom_np")
+  .map { unsafeBitCast($0, to: SpawnCloseFrom.self) }
+
+/// Adds "close every descriptor from `lowest` on" to spawn actions; -1 where glibc lacks it.
+func spawnCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ lowest: Int32) -> Int32 {
+  spawnCloseFromFunction?(actions, lowest) ?? -1
+}
+
 /// A pair of connected Unix sockets whose descriptors close on exec.
 func makeSocketPair(_ type: __socket_type) throws -> (Int32, Int32) {
   var ends: [Int32] = [-1, -1]

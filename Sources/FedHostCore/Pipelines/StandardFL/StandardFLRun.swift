@@ -58,6 +58,19 @@ public final class StandardFLRun: ProtocolRun, @unchecked Sendable {
 
   public func startingModel(progress: (String) -> Void) throws -> ParameterVector { engine.initialModel() }
 
+  /// The full global model's mean loss over every client's validation slice, weighted by their
+  /// rows (summed in client order, so independent of the thread count).
+  func validationLoss(of global: ParameterVector) throws -> Double {
+    let sums = try engine.map(Array(0..<engine.clients.count)) { [engine] index in
+      let validation = try engine.clients.data(index).validation
+      guard validation.count > 0 else { return (loss: 0.0, rows: 0) }
+      let evaluation = try MLPTrainer(architecture: engine.architecture).evaluate(global, on: validation)
+      return (loss: evaluation.meanLoss * Double(validation.count), rows: validation.count)
+    }
+    let rows = sums.map(\.rows).reduce(0, +)
+    return rows == 0 ? 0 : sums.map(\.loss).reduce(0, +) / Double(rows)
+  }
+
   /// The clients that train in `round`: all, or a seeded sample without replacement, sorted.
   public func participants(inRound round: Int) -> [Int] {
     let count = engine.clients.count
@@ -77,21 +90,34 @@ public final class StandardFLRun: ProtocolRun, @unchecked Sendable {
                   checkpoint: ((ResumePoint) throws -> Void)?, progress: @escaping (String) -> Void) throws -> StrategyOutcome {
     var global: ParameterVector
     var rounds: [RoundRecord] = []
+    var best = settings.roundPatience.map(BestRound.init(patience:))
     if let resume {
       global = try resume.restore(into: strategy)
       rounds = resume.rounds
+      best = resume.bestRound
       progress("[resume] \(strategy.name): continuing after round \(resume.completedRounds)")
     } else {
       global = startingModel.copy()
-      try checkpoint?(ResumePoint(completedRounds: 0, global: global, strategy: strategy, rounds: [], afterInitialization: nil))
+      try checkpoint?(ResumePoint(completedRounds: 0, global: global, strategy: strategy, rounds: [],
+                                  afterInitialization: nil, bestRound: best))
     }
     (global, rounds) = try engine.runRounds(
-      from: global, strategy: strategy, records: rounds, count: settings.rounds, label: "round",
+      from: global, strategy: strategy, records: rounds,
+      count: best?.exhausted == true ? rounds.count : settings.rounds, label: "round",
       participants: participants(inRound:),
+      keepGoing: { model, round in
+        guard best != nil else { return true }
+        return best!.record(round: round, model: model, loss: try validationLoss(of: model))
+      },
       checkpoint: { model, records in
         try checkpoint?(ResumePoint(completedRounds: records.count, global: model, strategy: strategy, rounds: records,
-                                    afterInitialization: nil))
+                                    afterInitialization: nil, bestRound: best))
       }, progress: progress)
+    if let best, let model = best.model {
+      progress("[round early stopping] \(strategy.name): keeping round \(best.round) of \(rounds.count)"
+                 + String(format: " (validation loss %.4f)", best.loss))
+      global = model
+    }
     let globalScores = try engine.scoreGlobal(global, rule: settings.threshold) { index in
       let parts = try personalizationData(index)
       return (parts.validation, parts.test)
