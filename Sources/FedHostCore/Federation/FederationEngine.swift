@@ -73,8 +73,7 @@ public final class FederationEngine: @unchecked Sendable {
                               trainingOn samples: Samples) -> TrainingOptions {
     TrainingOptions(optimizer: settings.optimizer.optimizer(learningRate: learningRate), epochs: epochs,
                     batchSize: settings.batchSize, shuffle: true, seed: seed, frozenLayerCount: frozenLayers,
-                    classWeights: settings.classWeighting.weights(labels: samples.labels,
-                                                                  classCount: max(2, architecture.outputWidth)))
+                    classWeights: settings.classWeighting.weights(labels: samples.labels, classCount: architecture.classCount))
   }
 
   /// Runs `job` for each of `indices` on the worker threads; results in the order of `indices`.

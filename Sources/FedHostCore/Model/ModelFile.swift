@@ -105,7 +105,7 @@ public enum ModelFile {
       guard nameCount == 0 || nameCount == architecture.inputWidth else {
         throw failure("\(nameCount) input names for a model of \(architecture.inputWidth) inputs")
       }
-      featureNames = try (0..<nameCount).map { index in
+      let names = try (0..<nameCount).map { index in
         let length = Int(try take(UInt32.self, "length of input name \(index)"))
         guard length <= maximumNameBytes, offset + length <= bytes.count else {
           throw failure("truncated or implausible input name \(index) (\(length) bytes)")
@@ -116,7 +116,7 @@ public enum ModelFile {
         }
         return name
       }
-      if nameCount == 0 { featureNames = nil }
+      featureNames = names.isEmpty ? nil : names
       guard offset == bytes.count else { throw failure("\(bytes.count - offset) bytes too many after the input names") }
     }
     if let index = (0..<parameters.count).first(where: { !parameters[$0].isFinite }) {

@@ -66,8 +66,8 @@ public struct TrainingOptions: Sendable, Hashable, Codable {
     }
     try optimizer.validate()
     if let classWeights {
-      guard classWeights.count == max(2, architecture.outputWidth), classWeights.allSatisfy({ $0.isFinite && $0 > 0 }) else {
-        throw ModelError.invalidOption("class weights must be \(max(2, architecture.outputWidth)) positive finite numbers, got \(classWeights)")
+      guard classWeights.count == architecture.classCount, classWeights.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+        throw ModelError.invalidOption("class weights must be \(architecture.classCount) positive finite numbers, got \(classWeights)")
       }
     }
   }

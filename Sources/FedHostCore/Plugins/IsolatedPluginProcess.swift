@@ -86,16 +86,7 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
     if healthy && Self.keepIdleChild(IdleChild(pid: pid, admin: admin, logSocket: logSocket, lanes: idleLanes), poolKey) {
       return
     }
-    // Killed and reaped off this thread: the kernel takes milliseconds to tear a process down.
-    stateLock.withLock {
-      guard !reaped else { return }
-      reaped = true
-      kill(pid, SIGKILL)
-      Self.reaper.async { [pid] in
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-      }
-    }
+    _ = stateLock.withLock { reap() }
     close(admin.descriptor)
     close(logSocket)
     idleLanes.removeAll()
@@ -407,9 +398,6 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
     lane.arena = arena
     return arena
   }
-
-  /// Reaps children of instances shut down in good health.
-  private static let reaper = DispatchQueue(label: "org.fedhost.plugin-reaper")
 
   /// Seconds the child gets to start and create its instance, at least.
   static let startupTimeout: Double = 30
