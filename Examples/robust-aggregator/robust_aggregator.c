@@ -201,7 +201,7 @@ static const fhp_descriptor descriptor = {
   sizeof(fhp_descriptor), FHP_ABI_MAJOR, FHP_ABI_MINOR, FHP_KIND_AGGREGATOR,
   "org.fedhost.example.robust-aggregator", "Robust aggregator (C example)", "1.0.0",
   "Coordinate-wise median or trimmed mean of the client deltas over the clients covering each element.",
-  config_keys, KEY_COUNT, 0};
+  config_keys, KEY_COUNT, 0, 0, 0}; /* no auxiliary vectors (ABI 1.2) */
 
 static const fhp_vtable vtable = {
   .struct_size = sizeof(fhp_vtable),

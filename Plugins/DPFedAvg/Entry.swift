@@ -13,7 +13,7 @@ import PluginKit
 /// clients covering it (Σ p_k·s_k·Δ_k / Σ_cover p_k), and elements nobody covers get neither
 /// an update nor noise. The noise comes from the config's seed and the count of noisy rounds
 /// so far (the saved state), so runs replay and resume bit for bit.
-/// out_weights: p_k·s_k, the coefficient of each raw delta in the noiseless update.
+/// out_weights: each update's share p_k·s_k / Σ_j p_j·s_j of the noiseless update.
 final class DPFedAvgPlugin: FedHostPlugin {
   static let metadata = PluginMetadata(
     id: "org.fedhost.dp-fedavg", name: "DPFedAvg (server-side fixed clipping)", version: "1.0.0",
@@ -49,7 +49,8 @@ final class DPFedAvgPlugin: FedHostPlugin {
                                  seed: seed, stream: releases)
     }
     releases += 1
-    round.reportWeights(clipped)
+    let total = clipped.reduce(0, +)
+    round.reportWeights(clipped.map { $0 / total })
   }
 
   func saveState(into writer: inout StateWriter) throws { writer.write(releases) }

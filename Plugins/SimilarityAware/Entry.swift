@@ -86,7 +86,7 @@ final class SimilarityAwarePlugin: FedHostPlugin {
     }
     for serialRound in stride(from: 1, through: serialRounds, by: 1) {
       let order = generator.permutation(of: services.clientCount)
-      host.log(.info, "serial meta-initialization round \(serialRound)/\(serialRounds): client order \(order)")
+      host.log(.debug, "serial meta-initialization round \(serialRound)/\(serialRounds): client order \(order)")
       for client in order {
         let trainLoss = try services.trainClient(client, weights: weights, epochs: serialEpochs)
         guard weights.allSatisfy(\.isFinite) else {
@@ -94,7 +94,7 @@ final class SimilarityAwarePlugin: FedHostPlugin {
         }
         // Diagnostics only, as in the paper: the query split does not steer the tour.
         let query = try services.evaluateClient(client, weights: UnsafeBufferPointer(weights))
-        host.log(.info, "serial round \(serialRound) client \(client): train loss \(trainLoss), "
+        host.log(.debug, "serial round \(serialRound) client \(client): train loss \(trainLoss), "
                  + "query loss \(query.loss), query accuracy \(query.accuracy)")
       }
     }

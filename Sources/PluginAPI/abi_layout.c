@@ -14,7 +14,9 @@ FHP_LAYOUT(fhp_descriptor, kinds, 12);
 FHP_LAYOUT(fhp_descriptor, id, 16);
 FHP_LAYOUT(fhp_descriptor, config_keys, 48);
 FHP_LAYOUT(fhp_descriptor, n_config_keys, 56);
-_Static_assert(sizeof(fhp_descriptor) == 64, "fhp_descriptor v1 size");
+FHP_LAYOUT(fhp_descriptor, n_aux_down, 64); /* 1.2: the 1.1 struct ended here */
+FHP_LAYOUT(fhp_descriptor, n_aux_up, 68);
+_Static_assert(sizeof(fhp_descriptor) == 72, "fhp_descriptor v1.2 size");
 
 FHP_LAYOUT(fhp_update, client_id, 4);
 FHP_LAYOUT(fhp_update, delta, 8);
@@ -29,7 +31,8 @@ _Static_assert(sizeof(fhp_update) == 56, "fhp_update v1 size");
 FHP_LAYOUT(fhp_host, ctx, 8);
 FHP_LAYOUT(fhp_host, log, 32);
 FHP_LAYOUT(fhp_host, parallel_for, 40); /* 1.1: the 1.0 struct ended here */
-_Static_assert(sizeof(fhp_host) == 48, "fhp_host v1.1 size");
+FHP_LAYOUT(fhp_host, get_extension, 48); /* 1.2: the 1.1 struct ended here */
+_Static_assert(sizeof(fhp_host) == 56, "fhp_host v1.2 size");
 
 FHP_LAYOUT(fhp_initializer_ops, ctx, 8);
 FHP_LAYOUT(fhp_initializer_ops, train_client, 16);
@@ -41,7 +44,8 @@ FHP_LAYOUT(fhp_client_ops, n_support, 16);
 FHP_LAYOUT(fhp_client_ops, gradient, 32);
 FHP_LAYOUT(fhp_client_ops, last_error, 48);
 FHP_LAYOUT(fhp_client_ops, coverage, 56);
-_Static_assert(sizeof(fhp_client_ops) == 64, "fhp_client_ops v1 size");
+FHP_LAYOUT(fhp_client_ops, context, 64); /* 1.2: the 1.1 struct ended here */
+_Static_assert(sizeof(fhp_client_ops) == 72, "fhp_client_ops v1.2 size");
 
 FHP_LAYOUT(fhp_vtable, create, 8);
 FHP_LAYOUT(fhp_vtable, destroy, 16);
@@ -53,4 +57,24 @@ FHP_LAYOUT(fhp_vtable, adjust_gradient, 56);
 FHP_LAYOUT(fhp_vtable, train_local, 64);
 FHP_LAYOUT(fhp_vtable, save_state, 72);
 FHP_LAYOUT(fhp_vtable, load_state, 80);
-_Static_assert(sizeof(fhp_vtable) == 88, "fhp_vtable v1 size");
+FHP_LAYOUT(fhp_vtable, aggregate_round, 88); /* 1.2: the 1.1 table ended here */
+FHP_LAYOUT(fhp_vtable, prepare_client, 96);
+FHP_LAYOUT(fhp_vtable, adjust_gradient_in_context, 104);
+_Static_assert(sizeof(fhp_vtable) == 112, "fhp_vtable v1.2 size");
+
+/* 1.2 structs (new: their first layout is frozen here). */
+FHP_LAYOUT(fhp_client_context, learning_rate, 24);
+FHP_LAYOUT(fhp_client_context, seed, 32);
+FHP_LAYOUT(fhp_client_context, n_params, 48);
+FHP_LAYOUT(fhp_client_context, coverage, 56);
+FHP_LAYOUT(fhp_client_context, aux_down, 64);
+FHP_LAYOUT(fhp_client_context, aux_up, 80);
+_Static_assert(sizeof(fhp_client_context) == 96, "fhp_client_context v1.2 size");
+FHP_LAYOUT(fhp_round_context, n_clients, 12);
+FHP_LAYOUT(fhp_round_context, sampled, 16);
+FHP_LAYOUT(fhp_round_context, failed, 32);
+FHP_LAYOUT(fhp_round_context, aux_up, 40);
+FHP_LAYOUT(fhp_round_context, ctx, 56);
+FHP_LAYOUT(fhp_round_context, report_metric, 64);
+FHP_LAYOUT(fhp_round_context, last_error, 72);
+_Static_assert(sizeof(fhp_round_context) == 80, "fhp_round_context v1.2 size");

@@ -12,6 +12,9 @@ public struct ClientUpdateView {
   /// nil: the client trained every element; else 1 = trained, 0 = not trained.
   public let coverage: UnsafePointer<UInt8>?
   let metrics: UnsafeBufferPointer<fhp_metric>
+  /// The aux_up vectors its client hook sent (ABI 1.2: `n_aux_up` × parameterCount floats); nil
+  /// when the strategy declares none or the host predates 1.2.
+  public internal(set) var auxUp: UnsafeBufferPointer<Float>?
 
   /// The value of metric `key`, nil if the client did not report it.
   public func metric(_ key: String) -> Double? {
@@ -50,10 +53,14 @@ public struct AggregationRound {
   private let weightsOutput: UnsafeMutablePointer<Double>?
   /// The instance's host: its `parallelFor` runs the kernels' tasks on the host's threads.
   public let host: PluginHost
+  /// The round's context (ABI 1.2 `aggregate_round`); nil when an older host called `aggregate`.
+  public let context: RoundContextView?
 
   init(round: UInt32, global: UnsafePointer<Float>?, parameterCount rawCount: UInt64,
        updates rawUpdates: UnsafePointer<fhp_update>?, updateCount: UInt32,
-       output: UnsafeMutablePointer<Float>?, weights: UnsafeMutablePointer<Double>?, host: PluginHost) throws {
+       output: UnsafeMutablePointer<Float>?, weights: UnsafeMutablePointer<Double>?, host: PluginHost,
+       context: RoundContextView? = nil) throws {
+    self.context = context
     guard updateCount > 0 else { throw PluginFailure.invalid("aggregate: no updates (n_updates is 0)") }
     guard let rawUpdates else { throw PluginFailure.invalid("aggregate: updates is NULL") }
     guard let global, let output else { throw PluginFailure.invalid("aggregate: global or out_global is NULL") }
@@ -68,12 +75,18 @@ public struct AggregationRound {
     self.output = output
     self.weightsOutput = weights
     self.host = host
-    self.updates = try Self.readUpdates(rawUpdates, count: Int(updateCount), parameterCount: rawCount)
+    var updates = try Self.readUpdates(rawUpdates, count: Int(updateCount), parameterCount: rawCount)
+    if let context {
+      for index in updates.indices { updates[index].auxUp = context.auxUp(ofUpdate: index) }
+    }
+    self.updates = updates
   }
 
   /// A round over already validated updates (see `selecting`).
   init(round: UInt32, parameterCount: Int, global: UnsafePointer<Float>, updates: [ClientUpdateView],
-       output: UnsafeMutablePointer<Float>, weightsOutput: UnsafeMutablePointer<Double>?, host: PluginHost) {
+       output: UnsafeMutablePointer<Float>, weightsOutput: UnsafeMutablePointer<Double>?, host: PluginHost,
+       context: RoundContextView?) {
+    self.context = context
     self.round = round
     self.parameterCount = parameterCount
     self.global = global
@@ -118,7 +131,8 @@ public struct AggregationRound {
       }
       views.append(ClientUpdateView(clientID: client, delta: delta, sampleCount: update.n_samples,
                                     coverage: update.coverage,
-                                    metrics: UnsafeBufferPointer(start: update.metrics, count: Int(update.n_metrics))))
+                                    metrics: UnsafeBufferPointer(start: update.metrics, count: Int(update.n_metrics)),
+                                    auxUp: nil))
     }
     return views
   }

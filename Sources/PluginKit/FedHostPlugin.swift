@@ -26,6 +26,13 @@ public protocol FedHostPlugin: AnyObject {
   /// CLIENT_HOOK [concurrent]: edits a local gradient in place; a pure function.
   func adjustGradient(clientID: UInt32, local: UnsafeBufferPointer<Float>, global: UnsafeBufferPointer<Float>,
                       gradient: UnsafeMutableBufferPointer<Float>) throws
+  /// CLIENT_HOOK [concurrent], ABI 1.2: edits a local gradient in place; every vector is
+  /// global-shaped and `client` says which round and with which host settings.
+  func adjustGradient(_ client: ClientContextView, local: UnsafeBufferPointer<Float>, global: UnsafeBufferPointer<Float>,
+                      gradient: UnsafeMutableBufferPointer<Float>) throws
+  /// AGGREGATOR, ABI 1.2: writes the aux_down vectors client `clientID` receives this round.
+  func prepareClient(_ round: RoundContextView, clientID: UInt32, global: UnsafeBufferPointer<Float>,
+                     auxDown: UnsafeMutableBufferPointer<Float>) throws
   /// CLIENT_HOOK [concurrent]: runs one client's whole local procedure on `weights`.
   func trainLocal(_ services: ClientServices, weights: UnsafeMutableBufferPointer<Float>) throws
   /// Writes every piece of state that influences future results.
@@ -46,6 +53,14 @@ extension FedHostPlugin {
   public func trainLocal(_ services: ClientServices, weights: UnsafeMutableBufferPointer<Float>) throws {
     throw Self.notImplemented("train_local")
   }
+  public func adjustGradient(_ client: ClientContextView, local: UnsafeBufferPointer<Float>,
+                             global: UnsafeBufferPointer<Float>, gradient: UnsafeMutableBufferPointer<Float>) throws {
+    throw Self.notImplemented("adjust_gradient_in_context")
+  }
+  public func prepareClient(_ round: RoundContextView, clientID: UInt32, global: UnsafeBufferPointer<Float>,
+                            auxDown: UnsafeMutableBufferPointer<Float>) throws {
+    throw Self.notImplemented("prepare_client")
+  }
   public func saveState(into writer: inout StateWriter) throws { throw Self.notImplemented("save_state") }
   public func loadState(from reader: inout StateReader) throws { throw Self.notImplemented("load_state") }
 
@@ -54,7 +69,8 @@ extension FedHostPlugin {
   }
 }
 
-/// The host as a plugin sees it: its log callback and (ABI 1.1) its worker threads, `parallelFor`.
+/// The host as a plugin sees it: its log callback, (ABI 1.1) its worker threads, `parallelFor`,
+/// and (ABI 1.2) its extensions.
 public struct PluginHost: @unchecked Sendable {
   let raw: UnsafePointer<fhp_host>?
 
@@ -71,6 +87,13 @@ public struct PluginHost: @unchecked Sendable {
       return
     }
     message.withCString { log(raw.pointee.ctx, level.rawValue, $0) }
+  }
+
+  /// A host extension's table by id, nil when this host does not offer it (or predates 1.2).
+  public func extensionTable(_ extensionID: String) -> UnsafeRawPointer? {
+    guard let raw, hasMember(raw, \fhp_host.get_extension, size: MemoryLayout<fhp_host>.size),
+          let getExtension = raw.pointee.get_extension else { return nil }
+    return extensionID.withCString { getExtension(raw.pointee.ctx, $0) }
   }
 }
 
@@ -144,9 +167,14 @@ public struct ClientServices {
       throw PluginFailure.invalid("train_local: ops lacks gradient or report_metric")
     }
     ops = raw.pointee
+    context = hasMember(raw, \.context, size: MemoryLayout<fhp_client_ops>.size) && raw.pointee.context != nil
+      ? try ClientContextView(raw.pointee.context) : nil
   }
 
   public var clientID: UInt32 { ops.client_id }
+  /// The client's round (ABI 1.2): round number, the host's epochs, batch size, learning rate,
+  /// seed and the aux vectors; nil from an older host.
+  public let context: ClientContextView?
   /// Rows in the support split (the local training data).
   public var supportCount: Int { Int(clamping: ops.n_support) }
   /// Rows in the query split (may be 0).

@@ -69,14 +69,16 @@ private final class ExportedPlugin: @unchecked Sendable {
     descriptor.pointee = fhp_descriptor(
       struct_size: UInt32(MemoryLayout<fhp_descriptor>.size), abi_major: FHP_ABI_MAJOR, abi_minor: FHP_ABI_MINOR,
       kinds: metadata.kinds, id: id, name: name, version: version, description: summary,
-      config_keys: keyTable, n_config_keys: UInt32(keys.count), reserved: 0)
-    vtable.pointee = Self.functionTable(for: metadata.capabilities)
+      config_keys: keyTable, n_config_keys: UInt32(keys.count), reserved: 0,
+      n_aux_down: metadata.auxDownVectors, n_aux_up: metadata.auxUpVectors)
+    vtable.pointee = Self.functionTable(for: metadata.capabilities,
+                                        usesAuxiliaryVectors: metadata.auxDownVectors > 0 || metadata.auxUpVectors > 0)
     self.descriptor = descriptor
     self.vtable = vtable
   }
 
   /// The vtable: required functions always, the others only for declared capabilities.
-  private static func functionTable(for capabilities: PluginCapabilities) -> fhp_vtable {
+  private static func functionTable(for capabilities: PluginCapabilities, usesAuxiliaryVectors: Bool) -> fhp_vtable {
     var table = fhp_vtable()
     table.struct_size = UInt32(MemoryLayout<fhp_vtable>.size)
     table.create = { host, configJSON, out in
@@ -107,11 +109,38 @@ private final class ExportedPlugin: @unchecked Sendable {
       ThreadErrorSlot.message(for: instance.map { UnsafeRawPointer($0) })
     }
     if capabilities.contains(.aggregate) {
-      table.aggregate = { instance, round, global, count, updates, updateCount, output, weights in
+      // A 1.1 host cannot carry auxiliary vectors: such a strategy offers only aggregate_round.
+      table.aggregate = usesAuxiliaryVectors ? nil : { instance, round, global, count, updates, updateCount, output, weights in
         withInstance(instance) { box in
           try box.plugin.aggregate(AggregationRound(round: round, global: global, parameterCount: count,
                                                     updates: updates, updateCount: updateCount,
                                                     output: output, weights: weights, host: box.host))
+        }
+      }
+      table.aggregate_round = { instance, context, global, count, updates, updateCount, output, weights in
+        withInstance(instance) { box in
+          let view = try RoundContextView(context)
+          try box.plugin.aggregate(AggregationRound(round: view.round, global: global, parameterCount: count,
+                                                    updates: updates, updateCount: updateCount,
+                                                    output: output, weights: weights, host: box.host, context: view))
+        }
+      }
+    }
+    if capabilities.contains(.prepareClient) {
+      table.prepare_client = { instance, context, clientID, global, count, auxDown, length in
+        withInstance(instance) { box in
+          try box.plugin.prepareClient(try RoundContextView(context), clientID: clientID,
+                                       global: try buffer(global, count, "global"),
+                                       auxDown: try mutableBuffer(auxDown, length, "aux_down"))
+        }
+      }
+    }
+    if capabilities.contains(.adjustGradientInContext) {
+      table.adjust_gradient_in_context = { instance, context, local, global, gradient, count in
+        withInstance(instance) { box in
+          try box.plugin.adjustGradient(try ClientContextView(context), local: try buffer(local, count, "w_local"),
+                                        global: try buffer(global, count, "w_global"),
+                                        gradient: try mutableBuffer(gradient, count, "grad_inout"))
         }
       }
     }

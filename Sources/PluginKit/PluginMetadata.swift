@@ -14,9 +14,16 @@ public struct PluginMetadata: Sendable {
   public var configKeys: [ConfigKey]
   /// Format version written into saved state; bump it when the state layout changes.
   public var stateVersion: UInt32
+  /// Auxiliary vectors per client and round (each n_params floats): written by `prepareClient`
+  /// for the client (down) and by the client hook for the aggregator (up). ABI 1.2.
+  public var auxDownVectors: UInt32
+  public var auxUpVectors: UInt32
 
   public init(id: String, name: String, version: String, summary: String,
-              capabilities: PluginCapabilities, configKeys: [ConfigKey] = [], stateVersion: UInt32 = 1) {
+              capabilities: PluginCapabilities, configKeys: [ConfigKey] = [], stateVersion: UInt32 = 1,
+              auxDownVectors: UInt32 = 0, auxUpVectors: UInt32 = 0) {
+    self.auxDownVectors = auxDownVectors
+    self.auxUpVectors = auxUpVectors
     self.id = id
     self.name = name
     self.version = version
@@ -31,7 +38,9 @@ public struct PluginMetadata: Sendable {
     var kinds: UInt32 = 0
     if capabilities.contains(.aggregate) { kinds |= UInt32(FHP_KIND_AGGREGATOR) }
     if capabilities.contains(.initialize) { kinds |= UInt32(FHP_KIND_INITIALIZER) }
-    if !capabilities.isDisjoint(with: [.adjustGradient, .trainLocal]) { kinds |= UInt32(FHP_KIND_CLIENT_HOOK) }
+    if !capabilities.isDisjoint(with: [.adjustGradient, .adjustGradientInContext, .trainLocal]) {
+      kinds |= UInt32(FHP_KIND_CLIENT_HOOK)
+    }
     return kinds
   }
 
@@ -50,6 +59,10 @@ public struct PluginCapabilities: OptionSet, Sendable {
   public static let trainLocal = PluginCapabilities(rawValue: 1 << 3)
   /// save_state and load_state.
   public static let state = PluginCapabilities(rawValue: 1 << 4)
+  /// prepare_client (ABI 1.2): the aux_down vectors each client receives.
+  public static let prepareClient = PluginCapabilities(rawValue: 1 << 5)
+  /// adjust_gradient_in_context (ABI 1.2): global-shaped vectors and the client's context.
+  public static let adjustGradientInContext = PluginCapabilities(rawValue: 1 << 6)
 }
 
 /// One accepted config key: its JSON type, default, an optional valid range and a summary.

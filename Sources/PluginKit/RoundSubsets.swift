@@ -5,7 +5,8 @@ extension AggregationRound {
   /// nothing, so that callers report one weight per update of the full round on the full round.
   public func selecting(_ indices: [Int]) -> AggregationRound {
     AggregationRound(round: round, parameterCount: parameterCount, global: global,
-                     updates: indices.map { updates[$0] }, output: output, weightsOutput: nil, host: host)
+                     updates: indices.map { updates[$0] }, output: output, weightsOutput: nil, host: host,
+                     context: context)
   }
 
   /// True when some update carries a coverage mask.

@@ -213,7 +213,14 @@ struct ResumeTests {
                               "--personalization-epochs", "1", "--local-only-epochs", "1", "--centralized-epochs", "1",
                               "--quiet"]
 
-  @Test(arguments: [arguments, roundPatience])
+  /// SCAFFOLD: the server's controls c and c_i live in the plugin's saved state and reach the
+  /// clients as auxiliary vectors; the report carries the control norm it reports every round.
+  static let scaffold = ["--protocol", "fl", "--aggregator", "libSCAFFOLD.so", "--baselines", "libFedAvg.so",
+                         "--rounds", "8", "--batch-size", "1", "--learning-rate", "0.01",
+                         "--personalization-epochs", "1", "--local-only-epochs", "1", "--centralized-epochs", "1",
+                         "--quiet"]
+
+  @Test(arguments: [arguments, roundPatience, scaffold])
   func aKilledRunResumesBitIdentically(arguments: [String]) throws {
     let reference = try temporaryDirectory("resume-reference")
     #expect(try runHost(arguments + ["--out", reference]).status == 0)

@@ -83,26 +83,34 @@ public final class FederationEngine: @unchecked Sendable {
 
   // MARK: - rounds
 
-  /// One FL round: every client in `participants` trains the global model (its slice) on its
-  /// round data, reports its delta, sample count and query loss, and the aggregator combines
-  /// them. Returns the new global model and the effective weight of each participant.
-  public func runRound(_ round: Int, global: ParameterVector, strategy: Strategy, participants: [Int]) throws
-    -> (model: ParameterVector, weights: [Double])
+  /// One FL round of `roundCount` (0: not known): the aggregator prepares each participant's
+  /// aux_down vectors if its strategy has any, every client in `participants` trains the global
+  /// model (its slice) on its round data and reports its delta, sample count, query loss and
+  /// aux_up vectors, and the aggregator combines them. Returns the new global model, each
+  /// participant's share and the metrics the aggregator reported for the round.
+  public func runRound(_ round: Int, of roundCount: Int = 0, global: ParameterVector, strategy: Strategy,
+                       participants: [Int]) throws -> (model: ParameterVector, outcome: AggregationOutcome)
   {
+    let context = RoundContext(round: round, roundCount: roundCount, clientCount: clients.count,
+                               sampled: participants.map { UInt32($0) })
+    let auxDown: [ParameterVector?] = try participants.map { index in
+      guard strategy.aggregator.library.descriptor.auxDownVectors > 0 else { return nil }
+      return try strategy.aggregator.prepareClient(context, clientID: UInt32(index), global: global)
+    }
     let updates = try pool.map(
       count: participants.count,
       makeState: { _ in TrainerCache() },
       job: { [self] trainers, position in
         let index = participants[position]
-        return try trainClient(index, round: round, global: global, hook: strategy.clientHook,
+        return try trainClient(index, round: round, global: global, hook: strategy.clientHook, auxDown: auxDown[position],
                                trainer: trainers.trainer(for: architecture(ofClient: index)))
       })
     let next = ParameterVector(count: global.count)
-    let weights = try strategy.aggregator.aggregate(round: round, global: global, updates: updates, into: next)
+    let outcome = try strategy.aggregator.aggregate(context, global: global, updates: updates, into: next)
     if let bad = (0..<next.count).first(where: { !next[$0].isFinite }) {
       throw FederationError.strategy("\(strategy.aggregator.id): aggregate produced a non-finite element \(bad) in round \(round)")
     }
-    return (next, weights)
+    return (next, outcome)
   }
 
   private func coverage(ofClient index: Int) -> CoverageMask? {
@@ -112,22 +120,24 @@ public final class FederationEngine: @unchecked Sendable {
   /// Client `index`'s update for `round`, trained from `global` with `hook` (its client-side
   /// plugin, if any): what `runRound` hands the aggregator for this client, for a caller that
   /// trains clients elsewhere (the engine library under Flower).
-  public func trainClient(_ index: Int, round: Int, global: ParameterVector, hook: PluginInstance?) throws -> ClientUpdate {
-    try trainClient(index, round: round, global: global, hook: hook,
+  public func trainClient(_ index: Int, round: Int, global: ParameterVector, hook: PluginInstance?,
+                          auxDown: ParameterVector? = nil) throws -> ClientUpdate {
+    try trainClient(index, round: round, global: global, hook: hook, auxDown: auxDown,
                     trainer: MLPTrainer(architecture: architecture(ofClient: index)))
   }
 
   private func trainClient(_ index: Int, round: Int, global: ParameterVector, hook: PluginInstance?,
-                           trainer: MLPTrainer) throws -> ClientUpdate {
+                           auxDown: ParameterVector?, trainer: MLPTrainer) throws -> ClientUpdate {
     let data = try clients.data(index)
     let job = LocalTraining(
-      clientID: UInt32(index), global: global, globalArchitecture: architecture, subModel: subModels[index],
+      clientID: UInt32(index), round: round, global: global, globalArchitecture: architecture, subModel: subModels[index],
       coverage: coverage(ofClient: index),
       options: trainingOptions(epochs: settings.epochsPerRound(sampleCount: data.train.count),
                                learningRate: settings.learningRate,
                                seed: deriveSeed(settings.seed, .parallel, UInt64(round), UInt64(index)),
                                trainingOn: data.train),
-      train: data.train, query: data.query)
+      train: data.train, query: data.query, auxDown: auxDown,
+      auxUpLength: (hook?.library.descriptor.auxUpVectors ?? 0) * global.count)
     let local = try hook?.trainLocally(job, trainer: trainer) ?? job.run(hook: nil, trainer: trainer)
     var metrics = local.metrics
     let query = try trainer.evaluate(local.trained, on: data.query.count > 0 ? data.query : data.train)
@@ -139,7 +149,7 @@ public final class FederationEngine: @unchecked Sendable {
     for element in 0..<start.count { localDelta[element] = local.trained[element] - start[element] }
     let delta = try subModels[index]?.scatter(delta: localDelta).delta ?? localDelta
     return ClientUpdate(clientID: UInt32(index), delta: delta, sampleCount: UInt64(data.train.count),
-                        coverage: coverage(ofClient: index), metrics: metrics)
+                        coverage: coverage(ofClient: index), metrics: metrics, auxUp: local.auxUp)
   }
 
   // MARK: - evaluation and fine-tuning

@@ -31,7 +31,7 @@ public enum StrategyLoader {
   public static func load(aggregator: String, initializer: InitializerChoice, clientHook: String?,
                           searchPath: PluginSearchPath, threads: Int, isolation: PluginIsolation = .none,
                           config: (PluginDescriptor) -> String,
-                          log: @escaping @Sendable (PluginLogLevel, String) -> Void = { _, _ in }) throws -> Strategy {
+                          log: (@Sendable (PluginLogLevel, String) -> Void)? = nil) throws -> Strategy {
     func instance(_ library: PluginLibrary) throws -> PluginInstance {
       try library.makeInstance(configJSON: config(library.descriptor), threads: threads, isolation: isolation, log: log)
     }
@@ -58,6 +58,16 @@ public enum StrategyLoader {
     } else if aggregatorLibrary.descriptor.kinds.contains(.clientHook) {
       // FedProx's proximal term and MEFL's Meta-GDP come with their aggregator.
       hookInstance = aggregatorInstance
+    }
+    // Auxiliary vectors pass between a strategy's aggregator and its client hook (ABI 1.2): both
+    // must speak the same ones, which in practice means the same plugin.
+    let aggregatorAux = (aggregatorLibrary.descriptor.auxDownVectors, aggregatorLibrary.descriptor.auxUpVectors)
+    let hookAux = hookInstance.map { ($0.library.descriptor.auxDownVectors, $0.library.descriptor.auxUpVectors) } ?? (0, 0)
+    guard hookAux == aggregatorAux else {
+      throw FederationError.strategy(
+        "\(aggregatorLibrary.descriptor.name) sends \(aggregatorAux.0) and expects \(aggregatorAux.1) auxiliary vectors per "
+          + "client, but its client hook \(hookInstance?.library.descriptor.name ?? "(none)") takes \(hookAux.0) and sends "
+          + "\(hookAux.1): use the aggregator's own client hook")
     }
     let name = initializerInstance != nil && aggregatorLibrary.descriptor.id == "org.fedhost.similarity-aware"
       ? "Fed-Meta-Align" : aggregatorLibrary.descriptor.name

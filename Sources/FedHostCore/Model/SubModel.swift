@@ -71,6 +71,22 @@ public struct SubModel: Sendable, Hashable {
     }
   }
 
+  /// Copies the sub-model's elements of a global-shaped buffer into a sub-model-shaped one
+  /// (`extract` without allocating; the caller vouches for both lengths).
+  func gather(_ globalElements: UnsafePointer<Float>, into subElements: UnsafeMutablePointer<Float>) {
+    forEachSharedRun { globalOffset, subOffset, count in
+      (subElements + subOffset).update(from: globalElements + globalOffset, count: count)
+    }
+  }
+
+  /// Copies a sub-model-shaped buffer into the elements of a global-shaped one it covers; the
+  /// others keep their values (`insert` without checks).
+  func spread(_ subElements: UnsafePointer<Float>, into globalElements: UnsafeMutablePointer<Float>) {
+    forEachSharedRun { globalOffset, subOffset, count in
+      (globalElements + globalOffset).update(from: subElements + subOffset, count: count)
+    }
+  }
+
   /// Calls `body` for every contiguous run the sub-model shares with the global layout.
   private func forEachSharedRun(_ body: (_ globalOffset: Int, _ subOffset: Int, _ count: Int) -> Void) {
     for (globalLayer, subLayer) in zip(global.layers, architecture.layers) {

@@ -10,16 +10,20 @@ public enum Optimizer: Sendable, Hashable, Codable {
   /// The paper's local optimizer: Adam, learning rate 1e-5 (used with batch size 1).
   public static let paper = Optimizer.adam(learningRate: 1e-5)
 
-  func validate() throws {
-    let learningRate: Float
+  /// The step size either optimizer scales its update by.
+  public var learningRate: Float {
     switch self {
-    case .adam(let rate, let beta1, let beta2, let epsilon):
-      learningRate = rate
+    case .adam(let rate, _, _, _), .sgd(let rate): rate
+    }
+  }
+
+  func validate() throws {
+    switch self {
+    case .adam(_, let beta1, let beta2, let epsilon):
       guard (0..<1).contains(beta1), (0..<1).contains(beta2), epsilon > 0 else {
         throw ModelError.invalidOption("Adam needs 0 ≤ β1, β2 < 1 and ε > 0")
       }
-    case .sgd(let rate):
-      learningRate = rate
+    case .sgd: break
     }
     guard learningRate.isFinite, learningRate > 0 else {
       throw ModelError.invalidOption("learning rate must be positive and finite, got \(learningRate)")

@@ -61,6 +61,9 @@ public struct StrategyRunResult: Codable, Sendable {
   var personalized: [DeviceScore]?
   var accuracyCurve: [Double]
   var lossCurve: [Double]
+  /// Per key the aggregator reported (ABI 1.2 report_metric), its value in each round (nil
+  /// where that round did not report it); nil when it reported none.
+  var strategyMetrics: [String: [Double?]]?
 }
 
 /// Where a run writes its report, models and checkpoint, and how it treats what is there.
@@ -220,6 +223,7 @@ public enum Comparison {
       result.personalized = outcome.personalized
       result.accuracyCurve = outcome.rounds.map { mean($0.testAccuracy) }
       result.lossCurve = outcome.rounds.map { mean($0.testLoss) }
+      result.strategyMetrics = RoundRecord.metricCurves(outcome.rounds)
     } catch let error as CheckpointError {
       throw error
     } catch let error as AtomicWriteError {
@@ -261,7 +265,8 @@ public enum Comparison {
         }
         global.add(run.global)
         if let scores = run.personalized { personalized.add(scores) }
-        curves.append(RoundCurve(method: name, seed: run.seed, accuracy: run.accuracyCurve, loss: run.lossCurve))
+        curves.append(RoundCurve(method: name, seed: run.seed, accuracy: run.accuracyCurve, loss: run.lossCurve,
+                                 strategyMetrics: run.strategyMetrics))
       }
       methods.append(global.result)
       if hasPersonalized { methods.append(personalized.result) }

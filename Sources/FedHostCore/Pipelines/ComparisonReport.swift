@@ -68,12 +68,16 @@ public struct RoundCurve: Codable, Sendable {
   public var seed: UInt64
   public var accuracy: [Double]
   public var loss: [Double]
+  /// What the aggregator reported per round (ABI 1.2's report_metric), by key; nil if nothing.
+  public var strategyMetrics: [String: [Double?]]?
 
-  public init(method: String, seed: UInt64, accuracy: [Double], loss: [Double]) {
+  public init(method: String, seed: UInt64, accuracy: [Double], loss: [Double],
+              strategyMetrics: [String: [Double?]]? = nil) {
     self.method = method
     self.seed = seed
     self.accuracy = accuracy
     self.loss = loss
+    self.strategyMetrics = strategyMetrics
   }
 }
 

@@ -25,6 +25,15 @@ public struct RoundRecord: Sendable, Codable {
   public var testLoss: [Double]
   public var weights: [Double]
   public var seconds: Double
+  /// Scalars the aggregator reported for the round (ABI 1.2's report_metric); nil when none.
+  public var strategyMetrics: [String: Double]?
+
+  /// Per reported key, its value in each of `rounds` (nil where a round lacks it); nil if none.
+  static func metricCurves(_ rounds: [RoundRecord]) -> [String: [Double?]]? {
+    let keys = Set(rounds.flatMap { $0.strategyMetrics?.keys ?? [:].keys })
+    guard !keys.isEmpty else { return nil }
+    return Dictionary(uniqueKeysWithValues: keys.map { key in (key, rounds.map { $0.strategyMetrics?[key] }) })
+  }
 }
 
 /// A protocol prepared on one seed's splits: its baselines and any strategy, on the same data.
@@ -81,15 +90,17 @@ extension FederationEngine {
     for round in records.count..<count {
       let clock = ContinuousClock.now
       let chosen = participants(round)
-      let (next, weights) = try runRound(round, global: global, strategy: strategy, participants: chosen)
+      let (next, outcome) = try runRound(round, of: count, global: global, strategy: strategy, participants: chosen)
       global = next
       let evaluations = try evaluateOnTests(global, clients: chosen)
       let record = RoundRecord(round: round + 1, testAccuracy: evaluations.map(\.accuracy),
-                               testLoss: evaluations.map(\.meanLoss), weights: weights, seconds: clock.secondsSince)
+                               testLoss: evaluations.map(\.meanLoss), weights: outcome.weights, seconds: clock.secondsSince,
+                               strategyMetrics: outcome.metrics.isEmpty ? nil : outcome.metrics)
       records.append(record)
+      let reported = outcome.metrics.keys.sorted().map { ", \($0) " + String(format: "%.4g", outcome.metrics[$0]!) }.joined()
       progress("[\(label)] \(strategy.name) round \(round + 1)/\(count): test loss " + formatList(record.testLoss)
-                 + ", accuracy " + formatList(record.testAccuracy) + ", weights " + formatList(weights)
-                 + String(format: " (%.2f s)", record.seconds))
+                 + ", accuracy " + formatList(record.testAccuracy) + ", weights " + formatList(outcome.weights)
+                 + reported + String(format: " (%.2f s)", record.seconds))
       let going = try keepGoing(global, round + 1)
       try checkpoint(global, records)
       if !going { break }

@@ -12,7 +12,7 @@ enum AggregateOutputCheck {
   }
 
   /// Throws `badOutput` naming the first element left at the sentinel or not finite.
-  static func verify(_ output: ParameterVector, weights: [Double], path: String) throws {
+  static func verify(_ output: ParameterVector, weights: [Double], path: String, sharesSumToOne: Bool) throws {
     if let index = firstNonFinite(output) {
       let bits = output[index].bitPattern
       let problem = bits == sentinel ? "left out_global[\(index)] unwritten"
@@ -22,6 +22,17 @@ enum AggregateOutputCheck {
     if let index = weights.firstIndex(where: { !$0.isFinite }) {
       throw PluginError.badOutput(path: path, function: "aggregate",
                                   problem: "wrote a non-finite out_weights[\(index)] = \(weights[index])")
+    }
+    guard sharesSumToOne, !weights.isEmpty else { return }
+    // ABI 1.2 defines out_weights as shares: non-negative, summing to 1.
+    if let index = weights.firstIndex(where: { $0 < 0 }) {
+      throw PluginError.badOutput(path: path, function: "aggregate",
+                                  problem: "wrote a negative share out_weights[\(index)] = \(weights[index])")
+    }
+    let total = weights.reduce(0, +)
+    guard abs(total - 1) <= 1e-5 || total == 0 else {
+      throw PluginError.badOutput(path: path, function: "aggregate",
+                                  problem: "wrote out_weights summing to \(total), not 1 (shares of the result, ABI 1.2)")
     }
   }
 

@@ -135,9 +135,10 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
 
   // MARK: calls
 
-  func aggregate(round: UInt32, global: UnsafePointer<Float>, count: UInt64, updates: UnsafePointer<fhp_update>?,
+  func aggregate(context: RoundContext, auxUp: [UnsafePointer<Float>?]?, auxUpLength: Int,
+                 global: UnsafePointer<Float>, count: UInt64, updates: UnsafePointer<fhp_update>?,
                  updateCount: UInt32, output: UnsafeMutablePointer<Float>,
-                 weights: UnsafeMutablePointer<Double>?) throws -> Int32 {
+                 weights: UnsafeMutablePointer<Double>?) throws -> (status: Int32, metrics: [String: Double]) {
     let parameters = Int(count)
     let updateList = UnsafeBufferPointer(start: updates, count: updates == nil ? 0 : Int(updateCount))
     var layout = ArenaLayout()
@@ -157,8 +158,13 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
     }
     let tableOffset = layout.reserve(placed.count * MemoryLayout<fhp_update>.stride)
     let weightsOffset = layout.reserve(placed.count * MemoryLayout<Double>.stride)
+    let wireContext = RoundContextWire(context: context, auxUpLength: auxUpLength,
+                                       auxUp: auxUp?.map { $0 == nil ? nil : layout.reserve(auxUpLength * 4) })
     let outputBytes = parameters * 4
     return try onLane("aggregate", arenaBytes: layout.arenaBytes(output: outputBytes)) { lane, arena in
+      for (source, offset) in zip(auxUp ?? [], wireContext.auxUp ?? []) {
+        if let source, let offset { arena[offset, as: Float.self].update(from: source, count: auxUpLength) }
+      }
       arena[globalOffset, as: Float.self].update(from: global, count: parameters)
       for (index, update) in updateList.enumerated() {
         let target = placed[index]
@@ -180,12 +186,55 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
       let arenaOutput = arena[outputOffset, as: Float.self]
       arenaOutput.update(from: output, count: parameters)  // the host's prefill (its sentinel)
       let reply = try exchange(lane, .request(.aggregate, [
-        UInt64(round), count, UInt64(placed.count), UInt64(globalOffset), UInt64(tableOffset),
+        UInt64(context.round), count, UInt64(placed.count), UInt64(globalOffset), UInt64(tableOffset),
         weights == nil ? UInt64.max : UInt64(weightsOffset), UInt64(outputOffset), 0,
-      ]))
+      ], payload: Array(try JSONEncoder().encode(wireContext))))
+      var metrics: [String: Double] = [:]
       if reply.status == statusOK {
         output.update(from: arenaOutput, count: parameters)
         weights?.update(from: arena[weightsOffset, as: Double.self], count: placed.count)
+        metrics = try JSONDecoder().decode([String: Double].self, from: Data(reply.payload))
+      }
+      return (finish(reply), metrics)
+    }
+  }
+
+  func prepareClient(context: RoundContext, clientID: UInt32, global: UnsafePointer<Float>, count: UInt64,
+                     auxDown: UnsafeMutablePointer<Float>, length: UInt64) throws -> Int32 {
+    var layout = ArenaLayout()
+    let globalOffset = layout.reserve(Int(count) * 4)
+    let outputBytes = Int(length) * 4
+    return try onLane("prepare_client", arenaBytes: layout.arenaBytes(output: outputBytes)) { lane, arena in
+      arena[globalOffset, as: Float.self].update(from: global, count: Int(count))
+      let outputOffset = ArenaLayout.outputOffset(bytes: outputBytes, arenaSize: arena.size)
+      arena[outputOffset, as: Float.self].update(from: auxDown, count: Int(length))
+      let reply = try exchange(lane, .request(.prepareClient, [
+        UInt64(clientID), count, UInt64(globalOffset), length, UInt64(outputOffset), 0, 0, 0,
+      ], payload: Array(try JSONEncoder().encode(context))))
+      if reply.status == statusOK { auxDown.update(from: arena[outputOffset, as: Float.self], count: Int(length)) }
+      return finish(reply)
+    }
+  }
+
+  func adjustGradient(context: ClientContext, vectors: ClientVectors, local: UnsafePointer<Float>,
+                      global: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>) throws -> Int32 {
+    let parameters = context.parameterCount
+    var layout = ArenaLayout()
+    let localOffset = layout.reserve(parameters * 4)
+    let globalOffset = layout.reserve(parameters * 4)
+    let wire = ClientVectorsWire(context: context, reserving: vectors, in: &layout)
+    return try onLane("adjust_gradient_in_context", arenaBytes: layout.arenaBytes(output: parameters * 4)) { lane, arena in
+      let gradientOffset = ArenaLayout.outputOffset(bytes: parameters * 4, arenaSize: arena.size)
+      arena[localOffset, as: Float.self].update(from: local, count: parameters)
+      arena[globalOffset, as: Float.self].update(from: global, count: parameters)
+      arena[gradientOffset, as: Float.self].update(from: gradient, count: parameters)
+      wire.write(vectors, into: arena)
+      let reply = try exchange(lane, .request(.adjustGradientInContext, [
+        0, UInt64(parameters), UInt64(localOffset), UInt64(globalOffset), UInt64(gradientOffset), 0, 0, 0,
+      ], payload: Array(try JSONEncoder().encode(wire))))
+      if reply.status == statusOK {
+        gradient.update(from: arena[gradientOffset, as: Float.self], count: parameters)
+        wire.readBack(vectors, from: arena)
       }
       return finish(reply)
     }
@@ -215,6 +264,9 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
     let ops = ops.pointee
     var layout = ArenaLayout()
     let coverageOffset = ops.coverage == nil ? nil : layout.reserve(parameters)
+    let clientContext = ops.context.map { ClientContext($0.pointee) }
+    let contextVectors = ops.context.map { ClientVectors($0.pointee) }
+    let contextWire = clientContext.map { ClientVectorsWire(context: $0, reserving: contextVectors!, in: &layout) }
     let scratchWeights = layout.reserve(parameters * 4)
     let scratchGradient = layout.reserve(parameters * 4)
     return try onLane("train_local", arenaBytes: layout.arenaBytes(output: parameters * 4)) { lane, arena in
@@ -223,10 +275,11 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
         arena[coverageOffset, as: UInt8.self].update(from: coverage, count: parameters)
       }
       arena[weightsOffset, as: Float.self].update(from: weights, count: parameters)
+      if let contextWire, let contextVectors { contextWire.write(contextVectors, into: arena) }
       let reply = try exchange(lane, .request(.trainLocal, [
         count, UInt64(ops.client_id), ops.n_support, ops.n_query, coverageOffset.map(UInt64.init) ?? UInt64.max,
         UInt64(scratchWeights), UInt64(scratchGradient), UInt64(weightsOffset),
-      ])) { request in
+      ], payload: try contextWire.map { Array(try JSONEncoder().encode($0)) } ?? [])) { request in
         switch request.op {
         case .gradient:
           let rowCount = request.values[1]
@@ -249,6 +302,7 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
         }
       }
       weights.update(from: arena[weightsOffset, as: Float.self], count: parameters)
+      if reply.status == statusOK, let contextWire, let contextVectors { contextWire.readBack(contextVectors, from: arena) }
       return finish(reply)
     }
   }
@@ -334,7 +388,12 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
       }
       let trained = ParameterVector(count: trainedCount)
       trained.pointer.update(from: arena[header.trained, as: Float.self], count: trainedCount)
-      return .success(LocalTrainingResult(trained: trained, metrics: metrics))
+      let auxUp = header.auxUp.map { offset in
+        let vector = ParameterVector(count: job.auxUpLength)
+        vector.pointer.update(from: arena[offset, as: Float.self], count: job.auxUpLength)
+        return vector
+      }
+      return .success(LocalTrainingResult(trained: trained, metrics: metrics, auxUp: auxUp))
     }.get()
   }
 

@@ -8,13 +8,21 @@ import PluginAPI
 /// the calling thread).
 protocol PluginCallTarget: AnyObject, Sendable {
   func lastError() -> String
-  func aggregate(round: UInt32, global: UnsafePointer<Float>, count: UInt64, updates: UnsafePointer<fhp_update>?,
+  /// `aggregate_round` with `context` when the plugin has it, else `aggregate`; the metrics
+  /// the plugin reported for the round come back beside the status.
+  func aggregate(context: RoundContext, auxUp: [UnsafePointer<Float>?]?, auxUpLength: Int,
+                 global: UnsafePointer<Float>, count: UInt64, updates: UnsafePointer<fhp_update>?,
                  updateCount: UInt32, output: UnsafeMutablePointer<Float>,
-                 weights: UnsafeMutablePointer<Double>?) throws -> Int32
+                 weights: UnsafeMutablePointer<Double>?) throws -> (status: Int32, metrics: [String: Double])
+  func prepareClient(context: RoundContext, clientID: UInt32, global: UnsafePointer<Float>, count: UInt64,
+                     auxDown: UnsafeMutablePointer<Float>, length: UInt64) throws -> Int32
   func initialize(ops: UnsafePointer<fhp_initializer_ops>, weights: UnsafeMutablePointer<Float>,
                   count: UInt64) throws -> Int32
   func adjustGradient(clientID: UInt32, local: UnsafePointer<Float>, global: UnsafePointer<Float>,
                       gradient: UnsafeMutablePointer<Float>, count: UInt64) throws -> Int32
+  /// `adjust_gradient_in_context`: global-shaped vectors, `vectors` the context's buffers.
+  func adjustGradient(context: ClientContext, vectors: ClientVectors, local: UnsafePointer<Float>,
+                      global: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>) throws -> Int32
   func trainLocal(ops: UnsafePointer<fhp_client_ops>, weights: UnsafeMutablePointer<Float>,
                   count: UInt64) throws -> Int32
   func saveState(buffer: UnsafeMutablePointer<UInt8>?, capacity: UInt64,
@@ -36,6 +44,9 @@ final class InProcessPluginCalls: PluginCallTarget, @unchecked Sendable {
   private let handle: OpaquePointer
   private let host: UnsafeMutablePointer<fhp_host>
   private let services: Unmanaged<PluginHostServices>
+  private let table: VtableView
+  /// The ABI minor this host presents (below 2: an older host, which never calls 1.2 members).
+  private let abiMinor: UInt32
 
   /// Creates the instance; throws `createFailed` with the plugin's message.
   init(library: PluginLibrary, configJSON: String, threads: Int, abiMinor: UInt32,
@@ -45,6 +56,8 @@ final class InProcessPluginCalls: PluginCallTarget, @unchecked Sendable {
     services = Unmanaged.passRetained(PluginHostServices(threadCount: threads, log: log))
     host = .allocate(capacity: 1)
     host.initialize(to: services.takeUnretainedValue().makeHostStruct(abiMinor: abiMinor))
+    table = VtableView(vtable)
+    self.abiMinor = abiMinor
     var created: OpaquePointer?
     let status = vtable.pointee.create!(host, configJSON, &created)
     guard status == statusOK, let created else {
@@ -67,10 +80,27 @@ final class InProcessPluginCalls: PluginCallTarget, @unchecked Sendable {
 
   func lastError() -> String { library.lastError(handle) }
 
-  func aggregate(round: UInt32, global: UnsafePointer<Float>, count: UInt64, updates: UnsafePointer<fhp_update>?,
+  func aggregate(context: RoundContext, auxUp: [UnsafePointer<Float>?]?, auxUpLength: Int,
+                 global: UnsafePointer<Float>, count: UInt64, updates: UnsafePointer<fhp_update>?,
                  updateCount: UInt32, output: UnsafeMutablePointer<Float>,
-                 weights: UnsafeMutablePointer<Double>?) -> Int32 {
-    vtable.pointee.aggregate!(handle, round, global, count, updates, updateCount, output, weights)
+                 weights: UnsafeMutablePointer<Double>?) -> (status: Int32, metrics: [String: Double]) {
+    guard abiMinor >= 2, let aggregateRound = table.function(\.aggregate_round) else {
+      // An emulated older host cannot call a plugin that only has aggregate_round.
+      guard let aggregate = table.function(\.aggregate) else { return (Int32(FHP_E_UNSUPPORTED), [:]) }
+      return (aggregate(handle, UInt32(clamping: context.round), global, count, updates, updateCount, output, weights), [:])
+    }
+    let call = RoundContextCall(acceptsMetrics: true)
+    let status = call.withRaw(context, auxUp: auxUp, auxUpLength: auxUpLength) {
+      aggregateRound(handle, $0, global, count, updates, updateCount, output, weights)
+    }
+    return (status, call.metrics)
+  }
+
+  func prepareClient(context: RoundContext, clientID: UInt32, global: UnsafePointer<Float>, count: UInt64,
+                     auxDown: UnsafeMutablePointer<Float>, length: UInt64) -> Int32 {
+    RoundContextCall(acceptsMetrics: false).withRaw(context, auxUp: nil, auxUpLength: 0) {
+      table.function(\.prepare_client)!(handle, $0, clientID, global, count, auxDown, length)
+    }
   }
 
   func initialize(ops: UnsafePointer<fhp_initializer_ops>, weights: UnsafeMutablePointer<Float>, count: UInt64) -> Int32 {
@@ -80,6 +110,13 @@ final class InProcessPluginCalls: PluginCallTarget, @unchecked Sendable {
   func adjustGradient(clientID: UInt32, local: UnsafePointer<Float>, global: UnsafePointer<Float>,
                       gradient: UnsafeMutablePointer<Float>, count: UInt64) -> Int32 {
     vtable.pointee.adjust_gradient!(handle, clientID, local, global, gradient, count)
+  }
+
+  func adjustGradient(context: ClientContext, vectors: ClientVectors, local: UnsafePointer<Float>,
+                      global: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>) -> Int32 {
+    vectors.withRaw(context) {
+      table.function(\.adjust_gradient_in_context)!(handle, $0, local, global, gradient, UInt64(context.parameterCount))
+    }
   }
 
   func trainLocal(ops: UnsafePointer<fhp_client_ops>, weights: UnsafeMutablePointer<Float>, count: UInt64) -> Int32 {
@@ -99,6 +136,6 @@ final class InProcessPluginCalls: PluginCallTarget, @unchecked Sendable {
   }
 
   func extensionTable(_ extensionID: String) -> UnsafeRawPointer? {
-    VtableView(vtable).function(\.get_extension)?(handle, extensionID)
+    table.function(\.get_extension)?(handle, extensionID)
   }
 }

@@ -28,6 +28,11 @@ public enum PluginCatalog {
       "file:   \(library.path)",
       "abi:    \(d.abiMajor).\(d.abiMinor) (host \(hostABIMajor).\(hostABIMinor))",
       "kinds:  \(d.kinds)",
+    ]
+    if d.auxDownVectors > 0 || d.auxUpVectors > 0 {
+      lines.append("aux:    \(d.auxDownVectors) vector(s) down to each client, \(d.auxUpVectors) up, per round (needs an ABI 1.2 host)")
+    }
+    lines += [
       "about:  \(d.summary)",
       "config keys (JSON object; unknown keys are an error):",
     ]

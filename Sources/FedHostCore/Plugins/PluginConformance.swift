@@ -4,8 +4,9 @@ import PluginAPI
 /// The conformance checks behind `host plugins validate`: ABI negotiation, config errors,
 /// finite outputs, zero deltas leave the model unchanged, determinism under one seed and
 /// across host thread counts (ABI 1.1 `parallel_for`, and a 1.0 host without it),
-/// coverage masks, error reporting, state round-trip and, per kind, the initializer and
-/// client-hook calls — all on synthetic updates.
+/// coverage masks, error reporting, state round-trip, ABI 1.2's rules (out_weights as shares,
+/// aggregate and aggregate_round agreeing, finite aux vectors) and, per kind, the initializer
+/// and client-hook calls — all on synthetic updates.
 ///
 /// These run in the process that loaded the plugin; `PluginValidation` runs them in a child
 /// process so that a plugin that crashes or hangs cannot take the validator down with it.
@@ -60,6 +61,15 @@ public struct PluginConformance {
 
     if kinds.contains(.aggregator) {
       check("aggregate: outputs and weights are finite") { try checkFiniteAggregate() }
+      if library.descriptor.abiMinor >= 2 {
+        check("aggregate: out_weights are shares, >= 0 and summing to 1 (ABI 1.2)") { try checkShares() }
+      }
+      check("aggregate: aggregate (ABI 1.1 hosts) and aggregate_round (1.2) give the same bits") {
+        try checkBothEntryPoints()
+      }
+      if library.descriptor.auxDownVectors > 0 {
+        check("prepare_client: finite aux_down vectors, the same for the same seed") { try checkPrepareClient() }
+      }
       check("aggregate: zero deltas leave the model unchanged") { try checkZeroDeltas() }
       check("aggregate: one client is accepted") { _ = try aggregate(makeUpdates(count: 1), seed: 1) }
       check("aggregate: same seed, same input, same bits") { try checkDeterminism() }
@@ -102,7 +112,9 @@ public struct PluginConformance {
   private func makeUpdates(count: Int, scale: Float = 0.01, coverage: [CoverageMask?]? = nil,
                            parameterCount: Int = parameterCount) -> [ClientUpdate] {
     var random = SeededGenerator(seed: 29)
+    let auxLength = library.descriptor.auxUpVectors * parameterCount
     return (0..<count).map { index in
+      let auxUp = auxLength == 0 ? nil : ParameterVector((0..<auxLength).map { _ in Float(random.nextUnit() - 0.5) * scale })
       let mask = coverage?[index]
       let delta = ParameterVector((0..<parameterCount).map { element in
         let value = Float(random.nextUnit() * 2 - 1) * scale + scale * Float(index + 1) * 0.5
@@ -112,8 +124,14 @@ public struct PluginConformance {
                           coverage: mask,
                           metrics: [FHP_METRIC_QUERY_LOSS: 0.2 + 0.1 * Double(index),
                                     FHP_METRIC_QUERY_ACCURACY: 0.9 - 0.05 * Double(index),
-                                    FHP_METRIC_TRAIN_LOSS: 0.3])
+                                    FHP_METRIC_TRAIN_LOSS: 0.3],
+                          auxUp: auxUp)
     }
+  }
+
+  /// A round of a federation of 10 clients in which the updates' clients were sampled.
+  private func context(_ updates: [ClientUpdate], round: Int) -> RoundContext {
+    RoundContext(round: round, roundCount: 5, clientCount: 10, sampled: updates.map(\.clientID))
   }
 
   private func aggregate(_ updates: [ClientUpdate], seed: Int, instance: PluginInstance? = nil,
@@ -121,8 +139,8 @@ public struct PluginConformance {
     let plugin = try instance ?? library.makeInstance(configJSON: "{\"seed\": \(seed)}")
     let global = makeGlobal(parameterCount: updates.first?.delta.count ?? Self.parameterCount)
     let output = ParameterVector(count: global.count)
-    let weights = try plugin.aggregateUnchecked(round: round, global: global, updates: updates, into: output)
-    return (output, weights)
+    let outcome = try plugin.aggregateUnchecked(context(updates, round: round), global: global, updates: updates, into: output)
+    return (output, outcome.weights)
   }
 
   // MARK: - checks
@@ -188,6 +206,45 @@ public struct PluginConformance {
     }
   }
 
+  private func checkShares() throws {
+    let (_, weights) = try aggregate(makeUpdates(count: 4), seed: 1)
+    let total = weights.reduce(0, +)
+    guard weights.allSatisfy({ $0 >= 0 }), abs(total - 1) <= 1e-5 else {
+      throw ConformanceFailure("out_weights \(weights) are not shares summing to 1 (they sum to \(total))")
+    }
+  }
+
+  /// A plugin with both entry points must not depend on which one a host calls.
+  private func checkBothEntryPoints() throws {
+    let probe = try library.makeInstance(configJSON: "{}")
+    guard probe.table.function(\.aggregate) != nil, probe.table.function(\.aggregate_round) != nil else { return }
+    let updates = makeUpdates(count: 3)
+    var results: [(ParameterVector, [Double])] = []
+    for minor in [UInt32(1), hostABIMinor] {
+      let instance = try library.makeInstance(configJSON: "{\"seed\": 2}", hostABIMinor: minor)
+      for round in 0..<2 { results.append(try aggregate(updates, seed: 2, instance: instance, round: round)) }
+    }
+    for round in 0..<2 {
+      try expectIdentical(results[round].0, results[2 + round].0, what: "aggregate and aggregate_round in round \(round)")
+      guard results[round].1.map(\.bitPattern) == results[2 + round].1.map(\.bitPattern) else {
+        throw ConformanceFailure("out_weights differ between aggregate and aggregate_round in round \(round)")
+      }
+    }
+  }
+
+  private func checkPrepareClient() throws {
+    let updates = makeUpdates(count: 3)
+    let global = makeGlobal()
+    func prepared() throws -> [ParameterVector] {
+      let instance = try library.makeInstance(configJSON: "{\"seed\": 6}")
+      let round = context(updates, round: 0)
+      return try updates.map { try instance.prepareClient(round, clientID: $0.clientID, global: global) }
+    }
+    let first = try prepared()
+    let second = try prepared()
+    for (a, b) in zip(first, second) { try expectIdentical(a, b, what: "aux_down of two instances with seed 6") }
+  }
+
   private func checkZeroDeltas() throws {
     var updates = makeUpdates(count: 3)
     for index in updates.indices { updates[index].delta = ParameterVector(count: Self.parameterCount) }
@@ -213,7 +270,9 @@ public struct PluginConformance {
     let updates = makeUpdates(count: 8, parameterCount: Self.parallelParameterCount)
     let (reference, referenceWeights) = try aggregate(
       updates, seed: 5, instance: try library.makeInstance(configJSON: "{\"seed\": 5}", threads: 1))
-    for (threads, minor, host) in [(2, hostABIMinor, "2 host threads"), (2, 0, "an ABI 1.0 host (no parallel_for)")] {
+    let probe = try library.makeInstance(configJSON: "{}")
+    let olderHosts = probe.table.function(\.aggregate) == nil ? [] : [(2, UInt32(0), "an ABI 1.0 host (no parallel_for)")]
+    for (threads, minor, host) in [(2, hostABIMinor, "2 host threads")] + olderHosts {
       let instance = try library.makeInstance(configJSON: "{\"seed\": 5}", threads: threads, hostABIMinor: minor)
       let result = Result { try aggregate(updates, seed: 5, instance: instance) }
       // Checked first: a plugin that skipped FHP_HAS_MEMBER may then fail on the refusal.
@@ -250,7 +309,7 @@ public struct PluginConformance {
     let instance = try library.makeInstance(configJSON: "{}")
     let global = makeGlobal()
     do {
-      _ = try instance.aggregateUnchecked(round: 0, global: global, updates: updates,
+      _ = try instance.aggregateUnchecked(context(updates, round: 0), global: global, updates: updates,
                                           into: ParameterVector(count: global.count), declaredCount: declaredCount)
     } catch let PluginError.callFailed(_, _, _, message) {
       if let needle, !message.contains(needle) {
@@ -335,9 +394,24 @@ public struct PluginConformance {
     let local = makeGlobal()
     for index in 0..<local.count { local[index] += Float(index % 7) * 0.001 }
 
+    let clientContext = ClientContext(clientID: 1, round: 2, options: TrainingOptions(epochs: 3, batchSize: 4),
+                                      sampleCount: 8, parameterCount: global.count)
+    let auxDown = ParameterVector(count: library.descriptor.auxDownVectors * global.count)
+    for index in 0..<auxDown.count { auxDown[index] = Float(index % 11) * 0.001 }
+    let auxUpLength = library.descriptor.auxUpVectors * global.count
     @Sendable func hookOnce() throws -> ParameterVector {
       let result = local.copy()
-      if instance.supportsAdjustGradient {
+      let auxUp = ParameterVector(count: auxUpLength)
+      let vectors = ClientVectors(coverage: nil, auxDown: auxDown.count == 0 ? nil : UnsafeBufferPointer(auxDown.buffer),
+                                  auxUp: auxUp.count == 0 ? nil : auxUp.buffer)
+      defer {
+        withExtendedLifetime((auxDown, auxUp)) {}
+      }
+      if instance.supportsAdjustGradientInContext {
+        for index in 0..<result.count { result[index] = Float(index % 5) * 0.01 }
+        try instance.adjustGradient(context: clientContext, vectors: vectors, local: local.pointer, global: global.pointer,
+                                    gradient: result.pointer)
+      } else if instance.supportsAdjustGradient {
         for index in 0..<result.count { result[index] = Float(index % 5) * 0.01 }
         try instance.adjustGradient(clientID: 1, local: local.pointer, global: global.pointer,
                                     gradient: result.pointer, count: result.count)
@@ -355,7 +429,12 @@ public struct PluginConformance {
             return loss
           },
           reportMetric: { _, _ in })
-        try instance.trainLocal(weights: result.buffer, services: services)
+        var withContext = services
+        withContext.context = (clientContext, vectors)
+        try instance.trainLocal(weights: result.buffer, services: withContext)
+      }
+      if let bad = (0..<auxUp.count).first(where: { !auxUp[$0].isFinite }) {
+        throw ConformanceFailure("aux_up[\(bad)] = \(auxUp[bad])")
       }
       return result
     }

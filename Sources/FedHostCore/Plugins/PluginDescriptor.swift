@@ -47,6 +47,10 @@ public struct PluginDescriptor: Sendable {
   public let version: String
   public let summary: String
   public let configKeys: [PluginConfigKey]
+  /// Auxiliary vectors (each the global model's length) per client and round: from the
+  /// aggregator down to the client hook, and back up (ABI 1.2; 0 for older plugins).
+  public let auxDownVectors: Int
+  public let auxUpVectors: Int
 
   init(_ raw: UnsafePointer<fhp_descriptor>) {
     let d = raw.pointee
@@ -73,5 +77,8 @@ public struct PluginDescriptor: Sendable {
       }
     }
     configKeys = keys
+    let hasAux = Int(d.struct_size) >= MemoryLayout<fhp_descriptor>.offset(of: \.n_aux_up)! + MemoryLayout<UInt32>.size
+    auxDownVectors = hasAux ? Int(d.n_aux_down) : 0
+    auxUpVectors = hasAux ? Int(d.n_aux_up) : 0
   }
 }

@@ -3,8 +3,9 @@ import Glibc
 import PluginAPI
 import Synchronization
 
-/// What the host offers one plugin instance through its `fhp_host`: the log and, since ABI 1.1,
-/// the worker threads (`parallel_for`). The instance's `fhp_host.ctx` points here.
+/// What the host offers one plugin instance through its `fhp_host`: the log, since ABI 1.1
+/// the worker threads (`parallel_for`), since 1.2 `get_extension`. The instance's
+/// `fhp_host.ctx` points here.
 final class PluginHostServices: @unchecked Sendable {
   let emit: @Sendable (PluginLogLevel, String) -> Void
   /// Tasks of one `parallel_for` run on at most this many threads (the run's `--threads`).
@@ -45,11 +46,13 @@ final class PluginHostServices: @unchecked Sendable {
   /// `abiMinor` 0 gives the 1.0 struct, as an older host would: `struct_size` ends before
   /// `parallel_for`, whose slot holds a tripwire that runs nothing, returns
   /// FHP_E_UNSUPPORTED and is remembered (`readPastStructSize`), so that a plugin that skips
-  /// FHP_HAS_MEMBER is caught here instead of crashing in a real 1.0 host.
+  /// FHP_HAS_MEMBER is caught here instead of crashing in a real 1.0 host. `abiMinor` 1 ends
+  /// the struct before `get_extension`.
   func makeHostStruct(abiMinor: UInt32) -> fhp_host {
     var host = fhp_host()
     host.struct_size = UInt32(abiMinor == 0 ? MemoryLayout<fhp_host>.offset(of: \.parallel_for)!
-                                            : MemoryLayout<fhp_host>.size)
+                              : abiMinor == 1 ? MemoryLayout<fhp_host>.offset(of: \.get_extension)!
+                              : MemoryLayout<fhp_host>.size)
     host.ctx = Unmanaged.passUnretained(self).toOpaque()
     host.host_name = HostStrings.name
     host.host_version = HostStrings.version
@@ -69,6 +72,8 @@ final class PluginHostServices: @unchecked Sendable {
         return Int32(FHP_E_UNSUPPORTED)
       }
     }
+    // This host publishes no extension yet: every id is answered NULL, as the header allows.
+    host.get_extension = abiMinor >= 2 ? { _, _ in nil } : nil
     return host
   }
 

@@ -30,6 +30,19 @@ public struct ClientServices {
   public var reportMetric: (_ key: String, _ value: Double) -> Void
   /// The elements a sub-model client trains (nil: all).
   public var coverage: CoverageMask?
+  /// The client's round as `fhp_client_ops.context` gives it (ABI 1.2), with the buffers it
+  /// points to; nil only for calls outside a run (the plugin then sees NULL).
+  var context: (ClientContext, ClientVectors)?
+
+  init(clientID: UInt32, supportCount: Int, queryCount: Int, coverage: CoverageMask? = nil,
+       context: (ClientContext, ClientVectors)?,
+       gradient: @escaping (DataSplit, UnsafeBufferPointer<UInt64>?, UnsafePointer<Float>,
+                            UnsafeMutablePointer<Float>) throws -> Double,
+       reportMetric: @escaping (String, Double) -> Void) {
+    self.init(clientID: clientID, supportCount: supportCount, queryCount: queryCount, coverage: coverage,
+              gradient: gradient, reportMetric: reportMetric)
+    self.context = context
+  }
 
   public init(clientID: UInt32, supportCount: Int, queryCount: Int, coverage: CoverageMask? = nil,
               gradient: @escaping (DataSplit, UnsafeBufferPointer<UInt64>?, UnsafePointer<Float>,
@@ -153,7 +166,13 @@ extension PluginInstance {
       UnsafePointer(CallbackContext<ClientServices>.from(ctx).message)
     }
     let status = try withExtendedLifetime(context) {
-      try calls.trainLocal(ops: &ops, weights: start, count: UInt64(weights.count))
+      guard let (clientContext, vectors) = services.context else {
+        return try calls.trainLocal(ops: &ops, weights: start, count: UInt64(weights.count))
+      }
+      return try vectors.withRaw(clientContext) { raw in
+        ops.context = raw
+        return try calls.trainLocal(ops: &ops, weights: start, count: UInt64(weights.count))
+      }
     }
     try finish(status, "train_local", context)
   }

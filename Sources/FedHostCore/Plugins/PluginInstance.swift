@@ -5,6 +5,20 @@ import PluginAPI
 /// Severity of a plugin's log line (`FHP_LOG_*`).
 public enum PluginLogLevel: Int32, Sendable {
   case debug = 0, info, warn, error
+
+  var label: String { ["debug", "info", "warning", "error"][Int(rawValue)] }
+}
+
+/// Where plugins' `fhp_host.log` lines go by default: stderr, one line each, prefixed with the
+/// plugin's name; debug lines are dropped.
+public enum PluginLog {
+  public static func standardError(pluginName: String) -> @Sendable (PluginLogLevel, String) -> Void {
+    { level, message in
+      guard level != .debug else { return }
+      let line = "[\(pluginName)] \(level.label): \(message.escapingControlCharacters)\n"
+      _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+    }
+  }
 }
 
 /// One live plugin instance (`fhp_instance`), destroyed when this object is released. It lives
@@ -53,9 +67,14 @@ public final class PluginInstance: @unchecked Sendable {
   /// child was killed and reaped, its wait status. nil for an in-process instance.
   public var childProcess: (id: pid_t, waitStatus: Int32?)? { (calls as? IsolatedPluginProcess)?.child }
 
-  public var supportsAggregate: Bool { table.function(\.aggregate) != nil }
+  public var supportsAggregate: Bool { table.function(\.aggregate) != nil || table.function(\.aggregate_round) != nil }
   public var supportsInitialize: Bool { table.function(\.initialize) != nil }
-  public var supportsAdjustGradient: Bool { table.function(\.adjust_gradient) != nil }
+  public var supportsAdjustGradient: Bool {
+    table.function(\.adjust_gradient) != nil || table.function(\.adjust_gradient_in_context) != nil
+  }
+  /// ABI 1.2's `adjust_gradient_in_context` (global-shaped vectors, the client's context).
+  var supportsAdjustGradientInContext: Bool { table.function(\.adjust_gradient_in_context) != nil }
+  public var supportsAggregateRound: Bool { table.function(\.aggregate_round) != nil }
   public var supportsTrainLocal: Bool { table.function(\.train_local) != nil }
   public var supportsState: Bool { table.function(\.save_state) != nil && table.function(\.load_state) != nil }
 
@@ -75,12 +94,21 @@ public final class PluginInstance: @unchecked Sendable {
 
   // MARK: aggregator
 
-  /// Aggregates `updates` into `output`; returns each update's effective weight. `output` is
-  /// filled with a sentinel first, so an element the plugin left unwritten is named in the
-  /// error, as is a non-finite output or weight.
+  /// `aggregate(_:global:updates:into:)` outside a run (`RoundContext.standalone`): returns
+  /// each update's share.
   @discardableResult
   public func aggregate(round: Int, global: ParameterVector, updates: [ClientUpdate],
                         into output: ParameterVector) throws -> [Double] {
+    try aggregate(.standalone(round: round, clients: updates.map(\.clientID)), global: global, updates: updates,
+                  into: output).weights
+  }
+
+  /// Aggregates `updates` into `output` (`aggregate_round` with `context`, or `aggregate`);
+  /// returns each update's share and the metrics the plugin reported. `output` is filled with
+  /// a sentinel first, so an element the plugin left unwritten is named in the error, as is a
+  /// non-finite output or weight, or (for a 1.2 plugin) shares that do not sum to 1.
+  public func aggregate(_ context: RoundContext, global: ParameterVector, updates: [ClientUpdate],
+                        into output: ParameterVector) throws -> AggregationOutcome {
     guard output.count == global.count, output !== global else {
       throw PluginError.invalidArgument(id: id, function: "aggregate",
                                         reason: "output must be a distinct vector of \(global.count) elements")
@@ -90,24 +118,33 @@ public final class PluginInstance: @unchecked Sendable {
         id: id, function: "aggregate",
         reason: "client \(update.clientID) sent \(update.delta.count) parameters, global has \(global.count)")
     }
+    let auxLength = library.descriptor.auxUpVectors * global.count
+    for update in updates where auxLength > 0 && update.auxUp?.count != auxLength {
+      throw PluginError.invalidArgument(
+        id: id, function: "aggregate",
+        reason: "client \(update.clientID) sent \(update.auxUp?.count ?? 0) aux_up floats, the strategy declares \(auxLength)")
+    }
     AggregateOutputCheck.fill(output)
-    let weights = try aggregateUnchecked(round: round, global: global, updates: updates, into: output)
-    try AggregateOutputCheck.verify(output, weights: weights, path: library.path)
-    return weights
+    let outcome = try aggregateUnchecked(context, global: global, updates: updates, into: output)
+    try AggregateOutputCheck.verify(output, weights: outcome.weights, path: library.path,
+                                    sharesSumToOne: library.descriptor.abiMinor >= 2)
+    return outcome
   }
 
   /// `aggregate` without the host's argument checks, so the validator can see how a plugin
   /// copes with bad input itself.
-  func aggregateUnchecked(round: Int, global: ParameterVector, updates: [ClientUpdate],
-                          into output: ParameterVector, declaredCount: Int? = nil) throws -> [Double] {
-    guard table.function(\.aggregate) != nil else { throw missing("aggregate") }
+  func aggregateUnchecked(_ context: RoundContext, global: ParameterVector, updates: [ClientUpdate],
+                          into output: ParameterVector, declaredCount: Int? = nil) throws -> AggregationOutcome {
+    guard supportsAggregate else { throw missing("aggregate") }
+    let auxLength = library.descriptor.auxUpVectors * global.count
+    let auxUp = auxLength == 0 ? nil : updates.map { $0.auxUp.map { UnsafePointer($0.pointer) } }
     let keyStorage = MetricKeyStorage(updates.flatMap { $0.metrics.keys })
     defer { keyStorage.release() }
     let metricRows: [[fhp_metric]] = updates.map { update in
       update.metrics.keys.sorted().map { fhp_metric(key: keyStorage[$0], value: update.metrics[$0]!) }
     }
     var weights = [Double](repeating: 0, count: updates.count)
-    let status = try metricRows.withNestedUnsafeBuffers { metricPointers in
+    let (status, metrics) = try metricRows.withNestedUnsafeBuffers { metricPointers in
       let raw = updates.indices.map { index -> fhp_update in
         let update = updates[index]
         return fhp_update(struct_size: UInt32(MemoryLayout<fhp_update>.size), client_id: update.clientID,
@@ -119,7 +156,8 @@ public final class PluginInstance: @unchecked Sendable {
       }
       return try raw.withUnsafeBufferPointer { rawUpdates in
         try weights.withUnsafeMutableBufferPointer { weightBuffer in
-          try calls.aggregate(round: UInt32(round), global: global.pointer, count: UInt64(global.count),
+          try calls.aggregate(context: context, auxUp: auxUp, auxUpLength: auxLength,
+                              global: global.pointer, count: UInt64(global.count),
                               updates: rawUpdates.isEmpty ? nil : rawUpdates.baseAddress,
                               updateCount: UInt32(rawUpdates.count), output: output.pointer,
                               weights: weightBuffer.baseAddress)
@@ -127,8 +165,23 @@ public final class PluginInstance: @unchecked Sendable {
       }
     }
     withExtendedLifetime(updates) {}
-    try check(status, "aggregate")
-    return weights
+    try check(status, supportsAggregateRound ? "aggregate_round" : "aggregate")
+    return AggregationOutcome(weights: weights, metrics: metrics)
+  }
+
+  /// The aux_down vectors the aggregator sends client `clientID` this round (`prepare_client`),
+  /// `auxDownVectors` × the global length, checked finite.
+  public func prepareClient(_ context: RoundContext, clientID: UInt32, global: ParameterVector) throws -> ParameterVector {
+    guard table.function(\.prepare_client) != nil else { throw missing("prepare_client") }
+    let auxDown = ParameterVector(count: library.descriptor.auxDownVectors * global.count)
+    try check(try calls.prepareClient(context: context, clientID: clientID, global: global.pointer,
+                                      count: UInt64(global.count), auxDown: auxDown.pointer,
+                                      length: UInt64(auxDown.count)), "prepare_client")
+    if let bad = (0..<auxDown.count).first(where: { !auxDown[$0].isFinite }) {
+      throw PluginError.badOutput(path: library.path, function: "prepare_client",
+                                  problem: "wrote a non-finite aux_down[\(bad)] = \(auxDown[bad]) for client \(clientID)")
+    }
+    return auxDown
   }
 
   // MARK: client hook
@@ -136,9 +189,17 @@ public final class PluginInstance: @unchecked Sendable {
   /// Lets the plugin edit a local gradient in place (`adjust_gradient`, [concurrent]).
   public func adjustGradient(clientID: UInt32, local: UnsafePointer<Float>, global: UnsafePointer<Float>,
                              gradient: UnsafeMutablePointer<Float>, count: Int) throws {
-    guard supportsAdjustGradient else { throw missing("adjust_gradient") }
+    guard table.function(\.adjust_gradient) != nil else { throw missing("adjust_gradient") }
     try check(try calls.adjustGradient(clientID: clientID, local: local, global: global, gradient: gradient,
                                        count: UInt64(count)), "adjust_gradient")
+  }
+
+  /// `adjust_gradient_in_context` ([concurrent]): every vector global-shaped.
+  func adjustGradient(context: ClientContext, vectors: ClientVectors, local: UnsafePointer<Float>,
+                      global: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>) throws {
+    guard supportsAdjustGradientInContext else { throw missing("adjust_gradient_in_context") }
+    try check(try calls.adjustGradient(context: context, vectors: vectors, local: local, global: global,
+                                       gradient: gradient), "adjust_gradient_in_context")
   }
 
   /// Runs client `job.clientID`'s local training for a round with this instance as its client

@@ -76,6 +76,19 @@ public final class PluginLibrary: @unchecked Sendable {
     else {
       throw PluginError.malformed(path: path, reason: "vtable lacks create, destroy or last_error")
     }
+    if descriptor.auxDownVectors > 0 || descriptor.auxUpVectors > 0 {
+      guard descriptor.kinds.isSuperset(of: [.aggregator, .clientHook]) else {
+        throw PluginError.malformed(path: path, reason: "declares auxiliary vectors (n_aux_down \(descriptor.auxDownVectors), "
+                                      + "n_aux_up \(descriptor.auxUpVectors)) but is not both an aggregator and a client hook")
+      }
+      guard descriptor.auxDownVectors <= 16, descriptor.auxUpVectors <= 16 else {
+        throw PluginError.malformed(path: path, reason: "declares \(descriptor.auxDownVectors) down and \(descriptor.auxUpVectors) "
+                                      + "up auxiliary vectors; at most 16 each")
+      }
+      guard descriptor.auxDownVectors == 0 || table.function(\.prepare_client) != nil else {
+        throw PluginError.malformed(path: path, reason: "declares n_aux_down \(descriptor.auxDownVectors) but has no prepare_client")
+      }
+    }
     return PluginLibrary(path: path, descriptor: descriptor, vtable: rawVtable)
   }
 
@@ -106,14 +119,15 @@ public final class PluginLibrary: @unchecked Sendable {
   /// on it. `hostABIMinor` 0 hands the plugin the `fhp_host` of an ABI 1.0 host (no
   /// `parallel_for`), to check that a plugin still runs under an older host. `isolation`
   /// chooses whether the instance lives in this process or in a child plugin-host process.
+  /// `log` receives the plugin's `fhp_host.log` lines; nil prints them on stderr (`PluginLog`).
   public func makeInstance(configJSON: String = "{}", threads: Int = WorkerPool.defaultThreadCount,
                            hostABIMinor: UInt32 = FedHostCore.hostABIMinor,
                            isolation: PluginIsolation = .none,
-                           log: @escaping @Sendable (PluginLogLevel, String) -> Void = { _, _ in })
+                           log: (@Sendable (PluginLogLevel, String) -> Void)? = nil)
     throws -> PluginInstance
   {
     try PluginInstance(library: self, configJSON: configJSON, threads: threads, abiMinor: hostABIMinor,
-                       isolation: isolation, log: log)
+                       isolation: isolation, log: log ?? PluginLog.standardError(pluginName: descriptor.name))
   }
 }
 

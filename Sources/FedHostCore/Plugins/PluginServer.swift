@@ -121,6 +121,9 @@ private final class ServerSession: @unchecked Sendable {
       let heartbeat = Heartbeat(channel, interval: .microseconds(Int64(clamping: request.values[0])))
       let result = try job.run(hook: instance, trainer: trainers.trainer(for: job.architecture), beat: heartbeat.beat)
       arena[header.trained, as: Float.self].update(from: result.trained.pointer, count: result.trained.count)
+      if let offset = header.auxUp, let auxUp = result.auxUp {
+        arena[offset, as: Float.self].update(from: auxUp.pointer, count: min(auxUp.count, header.auxUpLength))
+      }
       return WireMessage(.reply, payload: Array(try encoder.encode(result.metrics)))
     } catch {
       let failure = (try? encoder.encode(LocalTrainingWireFailure(error))).map(Array.init) ?? []
@@ -132,9 +135,12 @@ private final class ServerSession: @unchecked Sendable {
                     _ channel: WireChannel) -> WireMessage {
     let values = request.values
     func offset(_ index: Int) -> Int { Int(values[index]) }
-    func done(_ status: Int32, _ result: UInt64 = 0) -> WireMessage {
+    func done(_ status: Int32, _ result: UInt64 = 0, payload: [UInt8] = []) -> WireMessage {
       WireMessage(.reply, status: status, values: [result, 0, 0, 0, 0, 0, 0, 0],
-                  payload: status == statusOK ? [] : Array(calls.lastError().utf8))
+                  payload: status == statusOK ? payload : Array(calls.lastError().utf8))
+    }
+    func malformed(_ what: String) -> WireMessage {
+      WireMessage(.reply, status: Int32(FHP_E_INTERNAL), payload: Array("malformed \(what) request".utf8))
     }
     switch request.op {
     case .aggregate:
@@ -153,11 +159,29 @@ private final class ServerSession: @unchecked Sendable {
           table[index].metrics = UnsafePointer(metrics)
         }
       }
-      return done(calls.aggregate(round: UInt32(truncatingIfNeeded: values[0]), global: arena[offset(3), as: Float.self],
-                                  count: values[1], updates: values[2] == 0 ? nil : table,
-                                  updateCount: UInt32(truncatingIfNeeded: values[2]),
-                                  output: arena[offset(6), as: Float.self],
-                                  weights: values[5] == UInt64.max ? nil : arena[offset(5), as: Double.self]))
+      guard let wire = try? JSONDecoder().decode(RoundContextWire.self, from: Data(request.payload)) else {
+        return malformed("aggregate")
+      }
+      let (status, metrics) = calls.aggregate(
+        context: wire.context, auxUp: wire.auxUpPointers(in: arena), auxUpLength: wire.auxUpLength,
+        global: arena[offset(3), as: Float.self], count: values[1], updates: values[2] == 0 ? nil : table,
+        updateCount: UInt32(truncatingIfNeeded: values[2]), output: arena[offset(6), as: Float.self],
+        weights: values[5] == UInt64.max ? nil : arena[offset(5), as: Double.self])
+      return done(status, payload: status == statusOK ? Array((try? JSONEncoder().encode(metrics)) ?? Data("{}".utf8)) : [])
+    case .prepareClient:
+      guard let context = try? JSONDecoder().decode(RoundContext.self, from: Data(request.payload)) else {
+        return malformed("prepare_client")
+      }
+      return done(calls.prepareClient(context: context, clientID: UInt32(truncatingIfNeeded: values[0]),
+                                      global: arena[offset(2), as: Float.self], count: values[1],
+                                      auxDown: arena[offset(4), as: Float.self], length: values[3]))
+    case .adjustGradientInContext:
+      guard let wire = try? JSONDecoder().decode(ClientVectorsWire.self, from: Data(request.payload)) else {
+        return malformed("adjust_gradient_in_context")
+      }
+      return done(calls.adjustGradient(context: wire.context, vectors: wire.vectors(in: arena),
+                                       local: arena[offset(2), as: Float.self], global: arena[offset(3), as: Float.self],
+                                       gradient: arena[offset(4), as: Float.self]))
     case .adjustGradient:
       return done(calls.adjustGradient(clientID: UInt32(truncatingIfNeeded: values[0]),
                                        local: arena[offset(2), as: Float.self], global: arena[offset(3), as: Float.self],
@@ -195,10 +219,17 @@ private final class ServerSession: @unchecked Sendable {
                                    payload: Array(String(cString: key).utf8))).status
       }
       ops.last_error = { ctx in UnsafePointer(CallbackBridge.from(ctx).message) }
-      let status = withExtendedLifetime(bridge) {
-        calls.trainLocal(ops: &ops, weights: arena[offset(7), as: Float.self], count: values[0])
+      let contextWire = request.payload.isEmpty ? nil
+        : try? JSONDecoder().decode(ClientVectorsWire.self, from: Data(request.payload))
+      if !request.payload.isEmpty && contextWire == nil { return malformed("train_local") }
+      func train() -> Int32 {
+        withExtendedLifetime(bridge) { calls.trainLocal(ops: &ops, weights: arena[offset(7), as: Float.self], count: values[0]) }
       }
-      return done(status)
+      guard let contextWire else { return done(train()) }
+      return done(contextWire.vectors(in: arena).withRaw(contextWire.context) { context in
+        ops.context = context
+        return train()
+      })
     case .initialize:
       let bridge = CallbackBridge(channel: channel, arena: arena, count: Int(values[0]), scratch: offset(2),
                                   scratchGradient: offset(2))

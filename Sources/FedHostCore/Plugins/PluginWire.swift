@@ -7,7 +7,7 @@ import Glibc
 enum WireOp: UInt32 {
   // host → child: requests
   case create = 1, destroy, openLane, mapArena, aggregate, adjustGradient, trainLocal, initialize,
-       saveState, loadState, localTraining
+       saveState, loadState, localTraining, prepareClient, adjustGradientInContext
   // child → host: the end of a request, or a host callback the plugin made during it
   case reply = 100, gradient, reportMetric, trainClient, evaluateClient
   /// During a long request (a client's local training): still working, no answer expected.

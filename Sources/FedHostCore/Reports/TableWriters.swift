@@ -53,8 +53,29 @@ public enum TableWriters {
       lines += ["", "| Device | Width rate | Parameters |", "| --- | ---: | ---: |"]
       lines += report.devices.map { "| \($0.name) | \($0.widthRate) | \($0.parameterCount) |" }
     }
+    lines += strategyMetricLines(report)
     if !report.notes.isEmpty { lines += [""] + report.notes.map { "- " + $0 } }
     return lines.joined(separator: "\n") + "\n"
+  }
+
+  /// What aggregators reported through report_metric (ABI 1.2), at each method's last round,
+  /// mean ± std over seeds; every round's values are in report.json's curves.
+  private static func strategyMetricLines(_ report: ComparisonReport) -> [String] {
+    var rows: [String] = []
+    for method in report.curves.map(\.method).reduce(into: [String](), { if !$0.contains($1) { $0.append($1) } }) {
+      let runs = report.curves.filter { $0.method == method }
+      let keys = Set(runs.flatMap { $0.strategyMetrics?.keys.map { $0 } ?? [] }).sorted()
+      for key in keys {
+        let finals = runs.compactMap { $0.strategyMetrics?[key]?.last ?? nil }
+        guard !finals.isEmpty else { continue }
+        let (mean, std) = meanAndStandardDeviation(finals)
+        let value = finals.count > 1 ? String(format: "%.6g ± %.2g", mean, std) : String(format: "%.6g", mean)
+        rows.append("| \(method) | \(key) | \(value) | \(finals.count) |")
+      }
+    }
+    guard !rows.isEmpty else { return [] }
+    return ["", "Metrics the aggregators reported, last round (mean ± std over seeds):", "",
+            "| Method | Metric | Value | Seeds |", "| --- | --- | ---: | ---: |"] + rows
   }
 
   /// One row per method, stage, device and seed: easy to load into any analysis tool.

@@ -1,9 +1,18 @@
 /*
- * fedhost_plugin.h — the FedHost strategy plugin ABI, version 1.1.
+ * fedhost_plugin.h — the FedHost strategy plugin ABI, version 1.2.
  *
  * History (MINOR versions only append):
  *   1.0  the first version.
  *   1.1  fhp_host.parallel_for: run a plugin's tasks on the host's worker threads.
+ *   1.2  context for every call: vt->aggregate_round (round, federation size, sampled and
+ *        failed clients, aggregated metrics into the report); fhp_client_context for
+ *        train_local (fhp_client_ops.context) and vt->adjust_gradient_in_context (round,
+ *        the host's learning rate, epochs, batch size, seed; global-shaped vectors in both);
+ *        per-client auxiliary vectors down (vt->prepare_client) and up (fhp_client_context.
+ *        aux_up → fhp_round_context.aux_up), declared in fhp_descriptor.n_aux_down/n_aux_up,
+ *        so SCAFFOLD-like strategies work when aggregator and clients live apart;
+ *        fhp_host.get_extension; out_weights defined for every strategy; fhp_update and
+ *        fhp_config_key frozen (plain arrays, no stride rule); a thread tag on every callback.
  *
  * This header is the whole contract between the `host` program and a strategy plugin.
  * A plugin is a shared object (ELF .so) that exports exactly one symbol,
@@ -22,9 +31,12 @@
  *    member only if it lies entirely within struct_size (macro FHP_HAS_MEMBER below);
  *    members beyond it are treated as absent/zero/NULL.  This is how an old plugin runs in a
  *    new host and vice versa.
- *    ARRAYS of such structs (fhp_update[], fhp_config_key[]) are laid out with a stride of
- *    the first element's struct_size: step through them by struct_size, never by your own
- *    sizeof, so that an array written by a newer peer still reads correctly.
+ * *    Structs that travel in ARRAYS are FROZEN instead (fhp_update, fhp_config_key,
+ *    fhp_metric: their layout never changes, so updates[k] is always right).  New
+ *    per-element information travels in parallel arrays of a context struct (e.g.
+ *    fhp_round_context.aux_up[k]).  (Up to 1.1 the header told readers to step through such
+ *    arrays by the first element's struct_size; that still works, since struct_size equals
+ *    sizeof for a frozen struct.)
  * 3. Optional functions.  A NULL function pointer in the vtable means "not supported".
  * 4. Status codes.  Every fallible call returns fhp_status: FHP_OK (0) or a negative code.
  *    On failure the plugin stores a human-readable, one-line UTF-8 message that the host
@@ -40,7 +52,7 @@
  *    leave a plugin function.  Catch everything in the plugin and return a status.
  * 7. No unloading.  The host never calls dlclose(): a plugin stays mapped until the process
  *    exits.  Releasing an instance is `destroy`.
- * 8. Threading (per function, tags in brackets):
+ * 8. Threading (per function and per host callback, tags in brackets):
  *    [any-thread]     may be called from any thread, concurrently with anything.
  *    [serialized]     the host never runs two [serialized] calls on the same instance at
  *                     once; the OS thread may differ between calls.  Distinct instances may
@@ -48,6 +60,8 @@
  *    [concurrent]     may run concurrently with other [concurrent] calls on the SAME
  *                     instance (one per client being trained), never concurrently with a
  *                     [serialized] call on that instance.
+ *    [call-thread]    (host callbacks) callable only during the plugin call that received
+ *                     them, on that call's thread (never from a parallel_for task).
  * 9. Determinism.  All randomness in a plugin must come from its own generator seeded by the
  *    config key "seed" (never from time, addresses or process-global RNGs), and must be part
  *    of the saved state, so that a run is reproducible and resumable.
@@ -78,7 +92,7 @@ extern "C" {
 #define FHP_EXPORT __attribute__((visibility("default")))
 
 #define FHP_ABI_MAJOR 1u /* incompatible change: hosts refuse plugins of another major   */
-#define FHP_ABI_MINOR 1u /* compatible change: members appended at the ends of structs   */
+#define FHP_ABI_MINOR 2u /* compatible change: members appended at the ends of structs   */
 
 /* True when `member` of the struct pointed to by `ptr` lies within ptr->struct_size. */
 #define FHP_HAS_MEMBER(ptr, type, member) \
@@ -122,7 +136,8 @@ enum { FHP_LOG_DEBUG = 0, FHP_LOG_INFO = 1, FHP_LOG_WARN = 2, FHP_LOG_ERROR = 3 
 /* Descriptor: what the plugin is.  Plugin-owned, static, valid while the library is loaded. */
 /* ---------------------------------------------------------------------------------------- */
 
-/* One accepted config key, for `host plugins describe` and for documentation. */
+/* One accepted config key, for `host plugins describe` and for documentation.  Frozen (it
+ * travels in an array): struct_size is always sizeof(fhp_config_key). */
 typedef struct fhp_config_key {
   uint32_t struct_size;
   uint32_t reserved;           /* 0 */
@@ -144,6 +159,21 @@ typedef struct fhp_descriptor {
   const fhp_config_key *config_keys; /* array of n_config_keys; "seed" is always accepted */
   uint32_t n_config_keys;
   uint32_t reserved;           /* 0 */
+
+  /* ---- ABI 1.2 (a host reads them only within struct_size; absent = 0) ---- */
+
+  /* Auxiliary vectors, each n_params floats (the global model's length), that travel with
+   * every client's round: n_aux_down from the aggregator to the client (vt->prepare_client
+   * writes them, the client hook reads fhp_client_context.aux_down) and n_aux_up back (the
+   * client hook writes fhp_client_context.aux_up, the aggregator reads
+   * fhp_round_context.aux_up[k]).  E.g. SCAFFOLD: down = (c, c_i), up = Δc_i.  They are the
+   * ONLY channel between a strategy's aggregator and its client hook: the host may run them
+   * as different instances in different processes or machines (isolation, Flower), so
+   * never share state between them through the instance or globals.  A plugin declaring
+   * either must be both AGGREGATOR and CLIENT_HOOK; with n_aux_down > 0 it must implement
+   * prepare_client. */
+  uint32_t n_aux_down;
+  uint32_t n_aux_up;
 } fhp_descriptor;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -163,9 +193,11 @@ typedef struct fhp_metric {
 #define FHP_METRIC_QUERY_ACCURACY "query_accuracy" /* accuracy on the query split, 0..1      */
 #define FHP_METRIC_TRAIN_LOSS "train_loss"         /* mean training loss of the last epoch   */
 
-/* One client's result for one round.  All pointers are borrowed for the call. */
+/* One client's result for one round.  All pointers are borrowed for the call.  Frozen (it
+ * travels in an array): struct_size is always sizeof(fhp_update); new per-update data
+ * travels in fhp_round_context. */
 typedef struct fhp_update {
-  uint32_t struct_size;        /* = sizeof(fhp_update) as the host was compiled          */
+  uint32_t struct_size;        /* = sizeof(fhp_update), always                           */
   uint32_t client_id;          /* stable across rounds: 0..n_clients-1                   */
   const float *delta;          /* n_params floats: w_client - w_global (0 where !coverage) */
   uint64_t n_params;           /* equals the n_params of the aggregate call              */
@@ -190,7 +222,9 @@ typedef struct fhp_host {
   void *ctx;                   /* opaque; pass back to callbacks                          */
   const char *host_name;       /* "fedhost"                                               */
   const char *host_version;    /* e.g. "0.1.0"                                            */
-  /* [any-thread] Emit a diagnostic line (UTF-8, no newline needed).  May be NULL. */
+  /* [any-thread] Emit a diagnostic line (UTF-8, no newline needed).  May be NULL.  `host`
+   * prints FHP_LOG_INFO and above on stderr, one line each, prefixed with the plugin's name
+   * ("[FedAvgM] warning: ..."); DEBUG lines are dropped. */
   void (*log)(void *ctx, int32_t level, const char *message);
 
   /* ---- ABI 1.1 (absent from a 1.0 host: test FHP_HAS_MEMBER(host, fhp_host, parallel_for)) ---- */
@@ -227,6 +261,15 @@ typedef struct fhp_host {
    * without FHP_HAS_MEMBER: a 1.0 host's struct ends before it). */
   fhp_status (*parallel_for)(void *ctx, uint64_t n_tasks,
                              void (*task)(void *task_ctx, uint64_t index), void *task_ctx);
+
+  /* ---- ABI 1.2 (test FHP_HAS_MEMBER(host, fhp_host, get_extension)) ---- */
+
+  /* [any-thread] A host service by string id, e.g. "org.fedhost.server-model/1": a
+   * host-owned table valid until destroy() of this instance, or NULL when this host does not
+   * offer it (always check).  New host services arrive as extensions, so a plugin asks for
+   * what it needs instead of probing members; an incompatible revision gets a new "/N".
+   * Each extension's table is frozen once published and starts with uint32_t struct_size. */
+  const void *(*get_extension)(void *ctx, const char *extension_id);
 } fhp_host;
 
 /* Given to initialize(); host-owned, valid only during that call, callable only from the
@@ -236,21 +279,48 @@ typedef struct fhp_initializer_ops {
   uint32_t struct_size;
   uint32_t n_clients;          /* client ids are 0..n_clients-1                          */
   void *ctx;
-  /* Train `weights_inout` (n_params floats) on client `client_id`'s support split for
+  /* [call-thread] Train `weights_inout` (n_params floats) on client `client_id`'s support split for
    * `epochs` passes with the host's local optimizer (a fresh optimizer state per call).
    * On return weights_inout holds the trained weights; *out_loss the mean training loss of
    * the last epoch. */
   fhp_status (*train_client)(void *ctx, uint32_t client_id, float *weights_inout,
                              uint64_t n_params, uint32_t epochs, double *out_loss);
-  /* Evaluate `weights` on client `client_id`'s query split. */
+  /* [call-thread] Evaluate `weights` on client `client_id`'s query split. */
   fhp_status (*evaluate_client)(void *ctx, uint32_t client_id, const float *weights,
                                 uint64_t n_params, double *out_loss, double *out_accuracy);
-  /* Message for the last failed callback on this thread; valid until the next callback. */
+  /* [call-thread] Message for the last failed callback; valid until the next callback. */
   const char *(*last_error)(void *ctx);
 } fhp_initializer_ops;
 
 /* Splits a client-side procedure can ask gradients for. */
 enum { FHP_SPLIT_SUPPORT = 0, FHP_SPLIT_QUERY = 1 };
+
+/* ABI 1.2: what the host knows about one client's round, for its client hook.  Host-owned,
+ * valid during the call that received it (train_local through fhp_client_ops.context, or
+ * adjust_gradient_in_context).  Every vector is the GLOBAL model's shape (n_params floats;
+ * a sub-model client's elements outside `coverage` hold 0 and are ignored by the host). */
+typedef struct fhp_client_context {
+  uint32_t struct_size;
+  uint32_t client_id;
+  uint32_t round;              /* 0-based                                                */
+  uint32_t local_epochs;       /* the host's local epochs for this client this round     */
+  uint32_t batch_size;         /* the host's minibatch size                              */
+  uint32_t reserved;           /* 0 */
+  double learning_rate;        /* the host's local learning rate                         */
+  uint64_t seed;               /* the host's seed for this client's round (shuffling)    */
+  uint64_t n_samples;          /* rows the client trains on (its support split)          */
+  uint64_t n_params;           /* the global model's length                              */
+  const uint8_t *coverage;     /* NULL: the whole model; else n_params bytes, 1 = trained */
+  /* n_aux_down × n_params floats from the aggregator's prepare_client for this client and
+   * round, vector after vector; NULL when the strategy declares none. */
+  const float *aux_down;
+  uint64_t aux_down_len;       /* floats behind aux_down                                 */
+  /* n_aux_up × n_params floats, host-owned and zeroed before the client's round; write the
+   * vectors to send up (by the end of train_local, or in the last adjust_gradient_in_context
+   * call); NULL when the strategy declares none.  Must be finite. */
+  float *aux_up;
+  uint64_t aux_up_len;
+} fhp_client_context;
 
 /* Given to train_local(); host-owned, valid only during that call, callable only from the
  * thread that called train_local.  A gradient oracle over one client's local data. */
@@ -260,21 +330,52 @@ typedef struct fhp_client_ops {
   void *ctx;
   uint64_t n_support;          /* rows in the support split (the local training data)    */
   uint64_t n_query;            /* rows in the query split (may be 0)                     */
-  /* Mean loss and its gradient (n_params floats into grad_out, host-owned) at `weights`
+  /* [call-thread] Mean loss and its gradient (n_params floats into grad_out, host-owned) at `weights`
    * over rows `rows[0..n_rows-1]` of `split` (indices < n_support / n_query).  rows NULL
    * means the whole split.  Frozen parameters get a zero gradient. */
   fhp_status (*gradient)(void *ctx, uint32_t split, const uint64_t *rows, uint64_t n_rows,
                          const float *weights, float *grad_out, double *out_loss);
-  /* Attach a named scalar to this client's update (e.g. a variance estimate).  The key is
+  /* [call-thread] Attach a named scalar to this client's update (e.g. a variance estimate).  The key is
    * copied.  Reported metrics reach aggregate() in fhp_update.metrics. */
   fhp_status (*report_metric)(void *ctx, const char *key, double value);
-  /* Message for the last failed callback on this thread; valid until the next callback. */
+  /* [call-thread] Message for the last failed callback; valid until the next callback. */
   const char *(*last_error)(void *ctx);
   /* NULL: the client trains the whole model.  Otherwise n_params bytes, 1 = the client's
    * (smaller) sub-model trains this element: gradients are 0 elsewhere, and changes the plugin
    * makes to elements marked 0 are ignored by the host. */
   const uint8_t *coverage;
+
+  /* ---- ABI 1.2 (test FHP_HAS_MEMBER(ops, fhp_client_ops, context)) ---- */
+  const fhp_client_context *context; /* this client's round; never NULL in a 1.2 host       */
 } fhp_client_ops;
+
+/* ABI 1.2: the round an aggregator works on.  Host-owned, valid during the call that
+ * received it (aggregate_round, prepare_client). */
+typedef struct fhp_round_context {
+  uint32_t struct_size;
+  uint32_t round;              /* 0-based, as aggregate's `round`                        */
+  uint32_t n_rounds;           /* rounds the run plans (0: not known)                    */
+  uint32_t n_clients;          /* the federation's size: client ids are 0..n_clients-1   */
+  const uint32_t *sampled;     /* n_sampled ids asked to train this round, ascending     */
+  uint32_t n_sampled;
+  uint32_t n_failed;
+  const uint32_t *failed;      /* n_failed ids of `sampled` that sent no update, ascending
+                                  (a dropped Flower node; `host` stops a run on a failed
+                                  client instead, so there it is always empty)           */
+  /* aggregate_round only (NULL in prepare_client): aux_up[k] is update k's n_aux_up ×
+   * n_params floats (fhp_client_context.aux_up as its client wrote them); NULL when the
+   * strategy declares n_aux_up == 0.  Parallel to the updates array. */
+  const float *const *aux_up;
+  uint64_t aux_up_len;         /* floats behind each aux_up[k]                           */
+  void *ctx;
+  /* [call-thread] Report an aggregated scalar for this round (Flower's
+   * fit_metrics_aggregation_fn), e.g. {"train_loss", sample-weighted mean}: it appears in
+   * the run's report beside the round.  The key is copied; the value must be finite.
+   * aggregate_round only (prepare_client gets FHP_E_UNSUPPORTED). */
+  fhp_status (*report_metric)(void *ctx, const char *key, double value);
+  /* [call-thread] Message for the last failed callback; valid until the next callback. */
+  const char *(*last_error)(void *ctx);
+} fhp_round_context;
 
 /* ---------------------------------------------------------------------------------------- */
 /* The plugin's function table.  Append-only; NULL member = not supported.                   */
@@ -316,8 +417,20 @@ typedef struct fhp_vtable {
    * updates    n_updates client results; every update has n_params == n_params.
    * out_global n_params floats, host-owned, never aliasing `global` or any delta.  Every
    *            element must be written; elements no update covers keep global's value.
-   * out_weights  NULL, or n_updates doubles, host-owned: the effective (normalized) weight
-   *            each update received, for reports.  Write them when non-NULL.
+   * out_weights  NULL, or n_updates doubles, host-owned: each update's share of the result,
+   *            for reports.  Write them when non-NULL: every share >= 0, summing to 1,
+   *            or all 0 when the result takes nothing from any update (Bulyan with too
+   *            few updates keeps the global model); a 1.2 host checks this for 1.2
+   *            plugins.  What "share" means per family:
+   *            - linear rules, out = global + s·Σ_k c_k·δ_k (FedAvg, FedProx, QFedAvg, the
+   *              pseudo-gradient of FedAdam/FedAvgM/...): c_k / Σ_j c_j, whatever the
+   *              server step s or optimizer state does afterwards;
+   *            - rules that select updates (Krum, Multi-Krum, Bulyan's selection): each
+   *              selected update's weight in the average of the selected, 0 for the rest;
+   *            - coordinate-wise order statistics (median, trimmed mean): the fraction of
+   *              the result's elements to which the update's value contributed, weighted
+   *              by its share in each element, normalized over updates.
+   *            Elements no update covers keep global's value and count for no update.
    * Errors: n_updates == 0, n_params mismatch, n_samples == 0, a non-finite delta
    * (FHP_E_NUMERIC, message names the client_id).  On error out_global is unspecified. */
   fhp_status (*aggregate)(fhp_instance *instance, uint32_t round, const float *global,
@@ -335,7 +448,9 @@ typedef struct fhp_vtable {
    * before the optimizer step.  w_local: the weights being trained; w_global: the global
    * model the client started this round from; grad_inout: dLoss/dw, n_params floats
    * (host-owned; the host ignores entries of frozen parameters).  All borrowed for the
-   * call.
+   * call.  All three have the length of the model the CLIENT trains: for a sub-model
+   * client that is its smaller sub-model, not the global model (adjust_gradient_in_context,
+   * ABI 1.2, gives global-shaped vectors instead).
    * Must be a pure function of its arguments and the config (it runs on many threads). */
   fhp_status (*adjust_gradient)(fhp_instance *instance, uint32_t client_id,
                                 const float *w_local, const float *w_global,
@@ -363,6 +478,36 @@ typedef struct fhp_vtable {
    * bytes).  After load_state the instance must behave exactly as the saved one would.
    * FHP_E_STATE for corrupt or foreign data.  May be NULL only if save_state is NULL. */
   fhp_status (*load_state)(fhp_instance *instance, const uint8_t *buf, uint64_t len);
+
+  /* ---- ABI 1.2 (a 1.1 host never reads these: keep aggregate and adjust_gradient too if
+   *      the plugin should load in older hosts) ---- */
+
+  /* [serialized] AGGREGATOR: aggregate with the round's context.  A 1.2 host calls this
+   * instead of aggregate when it is non-NULL; arguments, outputs and errors are aggregate's.
+   * Aggregated metrics go out through context->report_metric. */
+  fhp_status (*aggregate_round)(fhp_instance *instance, const fhp_round_context *context,
+                                const float *global, uint64_t n_params,
+                                const fhp_update *updates, uint32_t n_updates,
+                                float *out_global, double *out_weights);
+
+  /* [serialized] AGGREGATOR with n_aux_down > 0 (required then): write the aux_down vectors
+   * (n_aux_down × n_params floats, host-owned, zeroed) that client `client_id` receives this
+   * round.  Called once per sampled client, in ascending id, before the round's training;
+   * `global` is the model the clients start from.  Must be finite.  State the plugin changes
+   * here must be saved by save_state like any other. */
+  fhp_status (*prepare_client)(fhp_instance *instance, const fhp_round_context *context,
+                               uint32_t client_id, const float *global, uint64_t n_params,
+                               float *aux_down, uint64_t aux_down_len);
+
+  /* [concurrent] CLIENT_HOOK: adjust_gradient with the client's context.  A 1.2 host calls
+   * this instead of adjust_gradient when it is non-NULL.  Unlike adjust_gradient (whose
+   * vectors have the length of the client's own, possibly smaller, sub-model), every vector
+   * here is GLOBAL-shaped, like train_local's: n_params == client->n_params, and elements
+   * outside client->coverage hold 0 and are ignored.  Pure in the sense of adjust_gradient,
+   * except that it may write client->aux_up. */
+  fhp_status (*adjust_gradient_in_context)(fhp_instance *instance, const fhp_client_context *client,
+                                           const float *w_local, const float *w_global,
+                                           float *grad_inout, uint64_t n_params);
 } fhp_vtable;
 
 /* ---------------------------------------------------------------------------------------- */

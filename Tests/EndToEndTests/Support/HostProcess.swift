@@ -63,10 +63,12 @@ func temporaryDirectory(_ name: String) throws -> String {
 
 /// Compiles a C plugin source into `directory/libNAME.so` with `cc`, with extra flags.
 @discardableResult
-func compilePlugin(_ source: String, name: String, in directory: String, flags: [String] = []) throws -> String {
+/// `header` is the directory of the fedhost_plugin.h it builds against (default: this ABI's).
+func compilePlugin(_ source: String, name: String, in directory: String, flags: [String] = [],
+                   header: String = packageRoot + "/Sources/PluginAPI/include") throws -> String {
   let output = "\(directory)/lib\(name).so"
   let result = try runProcess("/usr/bin/env", ["cc", "-std=c11", "-O1", "-fPIC", "-shared", "-fvisibility=hidden",
-                                               "-I", packageRoot + "/Sources/PluginAPI/include"]
+                                               "-I", header]
                               + flags + ["-o", output, source, "-lm"])
   guard result.status == 0 else { throw CompileFailure(message: result.stderr) }
   return output
@@ -75,3 +77,6 @@ func compilePlugin(_ source: String, name: String, in directory: String, flags: 
 struct CompileFailure: Error { let message: String }
 
 let testPluginSource = packageRoot + "/Tests/Fixtures/plugins/test_plugin.c"
+let contextProbeSource = packageRoot + "/Tests/Fixtures/plugins/context_probe.c"
+/// The ABI 1.1 header as it shipped, for plugins built before 1.2.
+let abi11HeaderDirectory = packageRoot + "/Tests/Fixtures/plugins/abi-1.1"

@@ -115,7 +115,8 @@ struct CPluginHelpersTests {
     }
 
     static const fhp_descriptor descriptor = {sizeof(fhp_descriptor), FHP_ABI_MAJOR, FHP_ABI_MINOR,
-      FHP_KIND_AGGREGATOR, PLUGIN_ID, "FedAvgM in C", "1.0.0", "FedAvgM through the C helpers", keys, KEY_COUNT, 0};
+      FHP_KIND_AGGREGATOR, PLUGIN_ID, "FedAvgM in C", "1.0.0", "FedAvgM through the C helpers", keys, KEY_COUNT, 0,
+      0, 0};
     static const fhp_vtable vtable = {.struct_size = sizeof(fhp_vtable), .create = create, .destroy = destroy,
       .last_error = last_error, .aggregate = aggregate, .save_state = save_state, .load_state = load_state};
 

@@ -34,7 +34,8 @@ struct FairAndPrivateAggregationPluginTests {
       PluginFixture.update(0, [3, 4]), PluginFixture.update(1, [0.5, 0]),
     ])
     expectClose(result.global, [0.55, 0.4])
-    expectClose(result.weights, [0.1, 0.5])
+    // Coefficients p·s = (0.1, 0.5), as shares of their sum.
+    expectClose(result.weights, [0.1 / 0.6, 0.5 / 0.6])
   }
 
   /// With masks the norm is over the covered elements and each element is divided by the
