@@ -177,16 +177,45 @@ public func fhe_train(_ engine: OpaquePointer?, _ client: UInt32, _ round: UInt3
                       _ samples: UnsafeMutablePointer<UInt64>?, _ metrics: UnsafeMutablePointer<fhe_metric>?,
                       _ metricCapacity: Int, _ metricCount: UnsafeMutablePointer<Int>?,
                       _ error: UnsafeMutablePointer<fhe_error>?) -> fhe_status {
+  fhe_train_aux(engine, client, round, global, count, nil, 0, nil, 0, delta, coverage, samples, metrics, metricCapacity,
+                metricCount, error)
+}
+
+@_cdecl("fhe_train_aux")
+public func fhe_train_aux(_ engine: OpaquePointer?, _ client: UInt32, _ round: UInt32, _ global: UnsafePointer<Float>?,
+                          _ count: Int, _ auxDown: UnsafePointer<Float>?, _ auxDownCount: Int,
+                          _ auxUp: UnsafeMutablePointer<Float>?, _ auxUpCount: Int,
+                          _ delta: UnsafeMutablePointer<Float>?, _ coverage: UnsafeMutablePointer<UInt8>?,
+                          _ samples: UnsafeMutablePointer<UInt64>?, _ metrics: UnsafeMutablePointer<fhe_metric>?,
+                          _ metricCapacity: Int, _ metricCount: UnsafeMutablePointer<Int>?,
+                          _ error: UnsafeMutablePointer<fhe_error>?) -> fhe_status {
   guarded(error) {
     let opened = try opened(engine)
     let index = try opened.client(client)
     let model = try opened.globalModel(global, count: count)
     let delta = try required(delta, "delta")
-    let update = try opened.engine.trainClient(index, round: Int(round), global: model, hook: opened.hook)
+    // The hook's auxiliary vectors (ABI 1.2): what the server's prepare_client wrote, and room
+    // for what the hook sends back, each as many as the hook declares.
+    let descriptor = opened.hook?.library.descriptor
+    let expectedDown = (descriptor?.auxDownVectors ?? 0) * count
+    let expectedUp = (descriptor?.auxUpVectors ?? 0) * count
+    guard auxDownCount == expectedDown, auxUpCount == expectedUp else {
+      throw EngineError("the client hook takes \(expectedDown) aux_down and sends \(expectedUp) aux_up floats; "
+                          + "the call gave \(auxDownCount) and \(auxUpCount)")
+    }
+    var down: ParameterVector?
+    if expectedDown > 0 {
+      guard let auxDown else { throw EngineError("aux_down is NULL") }
+      down = ParameterVector(Array(UnsafeBufferPointer(start: auxDown, count: auxDownCount)))
+    }
+    let update = try opened.engine.trainClient(index, round: Int(round), global: model, hook: opened.hook, auxDown: down)
     let keys = update.metrics.keys.sorted()
     try required(metricCount, "metric_count").pointee = keys.count
     guard keys.count <= metricCapacity, let metrics else {
       throw EngineError("metrics hold \(metricCapacity) entries, client \(client) reported \(keys.count)")
+    }
+    if expectedUp > 0, let sent = update.auxUp {
+      try required(auxUp, "aux_up").update(from: sent.pointer, count: expectedUp)
     }
     delta.update(from: update.delta.pointer, count: count)
     if let coverage {

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import PLUGIN_DIR
 from fedhost_flower.engine import Engine
+from fedhost_flower.plugin import load_plugin
 from fedhost_flower.protocol import ProtocolError, run_protocol, strategy_plugins
 from test_engine import DATA, SPEC, paper_engine
 
@@ -30,8 +31,12 @@ class InProcess:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def train(self, round_index, clients, weights):
-        return [self.engine.train(c, round_index, weights) for c in clients]
+    def train(self, round_index, clients, weights, aux_down=None):
+        aux_up = self.hook_aux_up
+        return [self.engine.train(c, round_index, weights, (aux_down or {}).get(c), aux_up) for c in clients]
+
+    #: The client hook's aux_up vectors (set by a test that runs a strategy with them).
+    hook_aux_up = 0
 
     def evaluate(self, clients, weights):
         return {c: self.engine.evaluate(c, weights) for c in clients}
@@ -61,6 +66,8 @@ def host_report(*args: str) -> dict:
 @pytest.mark.parametrize(("protocol", "aggregator", "initializer"), [
     ("fl", "libFedProx.so", None),
     ("fed-meta-align", "libSimilarityAware.so", "libSimilarityAware.so"),
+    # Plugin ABI 1.2: controls through prepare_client / aux vectors, control_norm via report_metric.
+    ("fl", "libSCAFFOLD.so", None),
 ])
 def test_driver_reproduces_host_report(protocol: str, aggregator: str, initializer: str | None) -> None:
     """Plugins through ctypes, clients through the engine: the whole report equals host's, bits included."""
@@ -68,7 +75,9 @@ def test_driver_reproduces_host_report(protocol: str, aggregator: str, initializ
     expected = host_report("--protocol", protocol, "--aggregator", aggregator, "--initializer", initializer or "none")
     hook = strategy_plugins(engine, aggregator, initializer)[2]
     engine.set_client_hook(hook)
-    outcome = run_protocol(engine, InProcess(engine), aggregator, initializer, expected["title"], baselines=True)
+    clients = InProcess(engine)
+    clients.hook_aux_up = load_plugin(hook).descriptor.n_aux_up if hook else 0
+    outcome = run_protocol(engine, clients, aggregator, initializer, expected["title"], baselines=True)
     assert json.loads(outcome.report_json) == expected
 
 
@@ -85,7 +94,8 @@ def simulate(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run
 
 
-@pytest.mark.parametrize(("protocol", "aggregator"), [("fl", "libFedProx.so"), ("fed-meta-align", "libSimilarityAware.so")])
+@pytest.mark.parametrize(("protocol", "aggregator"), [("fl", "libFedProx.so"), ("fed-meta-align", "libSimilarityAware.so"),
+                                                     ("fl", "libSCAFFOLD.so")])
 def test_flower_simulation_reproduces_host_report(tmp_path: Path, protocol: str, aggregator: str) -> None:
     """ServerApp + ClientApps in Flower's simulation engine: host's report, bit for bit."""
     initializer = aggregator if protocol == "fed-meta-align" else None

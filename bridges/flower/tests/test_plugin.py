@@ -13,12 +13,14 @@ from fedhost_flower import abi
 from conftest import plugin_path
 
 
-def test_struct_layout_matches_the_headers_1_0_layout_on_lp64() -> None:
-    # fhp_host stops at 1.0's end (40 bytes; 1.1 appended parallel_for): the bridge is a 1.0 host.
-    sizes = {abi.fhp_config_key: 40, abi.fhp_descriptor: 64, abi.fhp_metric: 16, abi.fhp_update: 56,
-             abi.fhp_host: 40, abi.fhp_vtable: 88}
+def test_struct_layout_matches_the_headers_layout_on_lp64() -> None:
+    # fhp_host stops at 1.0's end (40 bytes; 1.1 appended parallel_for, 1.2 get_extension): the
+    # bridge offers no host services beyond log, but knows the 1.2 descriptor and vtable.
+    sizes = {abi.fhp_config_key: 40, abi.fhp_descriptor: 72, abi.fhp_metric: 16, abi.fhp_update: 56,
+             abi.fhp_host: 40, abi.fhp_vtable: 112, abi.fhp_round_context: 80}
     assert {s.__name__: ctypes.sizeof(s) for s in sizes} == {s.__name__: n for s, n in sizes.items()}
     assert abi.fhp_update.coverage.offset == 32 and abi.fhp_vtable.aggregate.offset == 40
+    assert abi.fhp_vtable.aggregate_round.offset == 88 and abi.fhp_round_context.report_metric.offset == 64
 
 
 @pytest.mark.parametrize(
@@ -32,7 +34,7 @@ def test_struct_layout_matches_the_headers_1_0_layout_on_lp64() -> None:
 )
 def test_descriptor(name: str, plugin_id: str, kinds: list[str], keys: set[str]) -> None:
     d = load_plugin(plugin_path(name)).descriptor
-    # Built against the 1.1 header; the bridge, an ABI 1.0 host, loads them all the same.
+    # Built against the 1.2 header; the bridge loads them all the same.
     assert (d.id, d.abi, d.kind_names) == (plugin_id, (1, 2), kinds)
     assert {k.key for k in d.config_keys} == keys
 
@@ -63,7 +65,7 @@ def test_not_a_shared_object(tmp_path) -> None:
 def test_abi_major_mismatch_is_refused(stub_plugin) -> None:
     with pytest.raises(PluginLoadError) as err:
         load_plugin(stub_plugin("Major2", major=2))
-    assert "built for plugin ABI 2.0" in str(err.value) and "ABI 1.0" in str(err.value)
+    assert "built for plugin ABI 2.0" in str(err.value) and "ABI 1.2" in str(err.value)
     assert "\n" not in str(err.value)
 
 

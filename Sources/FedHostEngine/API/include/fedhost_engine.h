@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define FHE_VERSION_MAJOR 1
-#define FHE_VERSION_MINOR 0
+#define FHE_VERSION_MINOR 1
 
 typedef enum fhe_status {
   FHE_OK = 0,
@@ -98,6 +98,16 @@ fhe_status fhe_participants(const fhe_engine *engine, uint32_t round, uint32_t *
 fhe_status fhe_train(fhe_engine *engine, uint32_t client, uint32_t round, const float *global, size_t count,
                      float *delta, uint8_t *coverage, uint64_t *samples, fhe_metric *metrics, size_t metric_capacity,
                      size_t *metric_count, fhe_error *error);
+/*
+ * Version 1.1: fhe_train for a client hook with auxiliary vectors (plugin ABI 1.2, e.g.
+ * SCAFFOLD): aux_down (aux_down_count floats, what the aggregator's prepare_client wrote for
+ * this client and round) goes in, aux_up (aux_up_count floats) comes back. The counts must be
+ * the hook's n_aux_down and n_aux_up times `count` (0 and NULL for a hook without any).
+ */
+fhe_status fhe_train_aux(fhe_engine *engine, uint32_t client, uint32_t round, const float *global, size_t count,
+                         const float *aux_down, size_t aux_down_count, float *aux_up, size_t aux_up_count,
+                         float *delta, uint8_t *coverage, uint64_t *samples, fhe_metric *metrics,
+                         size_t metric_capacity, size_t *metric_count, fhe_error *error);
 /* The global model (the client's slice) on its test split: mean loss and accuracy at 0.5. */
 fhe_status fhe_evaluate(const fhe_engine *engine, uint32_t client, const float *global, size_t count, double *loss,
                         double *accuracy, fhe_error *error);

@@ -28,7 +28,9 @@ from ctypes import (
 from typing import TypeVar
 
 ABI_MAJOR = 1
-ABI_MINOR = 0
+#: This host's fhp_host is the 1.0 struct (no parallel_for, no get_extension), but it knows the
+#: 1.2 vtable members (aggregate_round, prepare_client) and the 1.2 descriptor.
+ABI_MINOR = 2
 ENTRY_SYMBOL = "fedhost_plugin_entry"
 
 # fhp_status codes.
@@ -82,6 +84,9 @@ class fhp_descriptor(Structure):
         ("config_keys", c_void_p),  # stepped by config_keys[0].struct_size, see read_array
         ("n_config_keys", c_uint32),
         ("reserved", c_uint32),
+        # ABI 1.2: auxiliary vectors per client and round (each n_params floats).
+        ("n_aux_down", c_uint32),
+        ("n_aux_up", c_uint32),
     ]
 
 
@@ -92,6 +97,8 @@ class fhp_metric(Structure):
 
 
 class fhp_update(Structure):
+    """Frozen since ABI 1.2: struct_size is always sizeof(fhp_update)."""
+
     _fields_ = [
         ("struct_size", c_uint32),
         ("client_id", c_uint32),
@@ -106,6 +113,27 @@ class fhp_update(Structure):
 
 
 LOG_FN = CFUNCTYPE(None, c_void_p, c_int32, c_char_p)
+REPORT_METRIC_FN = CFUNCTYPE(fhp_status, c_void_p, c_char_p, c_double)
+
+
+class fhp_round_context(Structure):
+    """ABI 1.2: the round an aggregator works on (aggregate_round, prepare_client)."""
+
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("round", c_uint32),
+        ("n_rounds", c_uint32),
+        ("n_clients", c_uint32),
+        ("sampled", POINTER(c_uint32)),
+        ("n_sampled", c_uint32),
+        ("n_failed", c_uint32),
+        ("failed", POINTER(c_uint32)),
+        ("aux_up", POINTER(POINTER(c_float))),
+        ("aux_up_len", c_uint64),
+        ("ctx", c_void_p),
+        ("report_metric", REPORT_METRIC_FN),
+        ("last_error", CFUNCTYPE(c_void_p, c_void_p)),
+    ]
 
 
 class fhp_host(Structure):
@@ -154,6 +182,13 @@ ADJUST_GRADIENT_FN = CFUNCTYPE(
 TRAIN_LOCAL_FN = CFUNCTYPE(fhp_status, c_void_p, c_void_p, POINTER(c_float), c_uint64)
 SAVE_STATE_FN = CFUNCTYPE(fhp_status, c_void_p, POINTER(c_uint8), c_uint64, POINTER(c_uint64))
 LOAD_STATE_FN = CFUNCTYPE(fhp_status, c_void_p, POINTER(c_uint8), c_uint64)
+AGGREGATE_ROUND_FN = CFUNCTYPE(
+    fhp_status, c_void_p, POINTER(fhp_round_context), POINTER(c_float), c_uint64, c_void_p, c_uint32,
+    POINTER(c_float), POINTER(c_double),
+)
+PREPARE_CLIENT_FN = CFUNCTYPE(
+    fhp_status, c_void_p, POINTER(fhp_round_context), c_uint32, POINTER(c_float), c_uint64, POINTER(c_float), c_uint64
+)
 
 
 class fhp_vtable(Structure):
@@ -170,6 +205,10 @@ class fhp_vtable(Structure):
         ("train_local", TRAIN_LOCAL_FN),
         ("save_state", SAVE_STATE_FN),
         ("load_state", LOAD_STATE_FN),
+        # ABI 1.2 (adjust_gradient_in_context runs in the engine, never through ctypes).
+        ("aggregate_round", AGGREGATE_ROUND_FN),
+        ("prepare_client", PREPARE_CLIENT_FN),
+        ("adjust_gradient_in_context", c_void_p),
     ]
 
 

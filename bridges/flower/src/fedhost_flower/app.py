@@ -24,6 +24,7 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
 from .engine import ClientUpdate, Engine
+from .plugin import load_plugin
 from .protocol import ProtocolError, run_protocol, strategy_plugins
 
 _log = logging.getLogger("fedhost_flower.app")
@@ -128,11 +129,18 @@ def train(msg: Message, context: Context) -> Message:
     engine, client = client_engine(msg, context)
     round_index = int(msg.content["config"]["round"])
     _injected_failure(msg, context, round_index)
-    engine.use_client_hook(str(msg.content["config"]["client-hook"]) or None)
-    update = engine.train(client, round_index, _weights(msg))
+    hook = str(msg.content["config"]["client-hook"]) or None
+    engine.use_client_hook(hook)
+    # A strategy's auxiliary vectors (plugin ABI 1.2): down in the message, up in the reply.
+    arrays_in = msg.content["arrays"]
+    aux_down = arrays_in["aux-down"].numpy() if "aux-down" in arrays_in else None
+    aux_up_vectors = load_plugin(hook).descriptor.n_aux_up if hook else 0
+    update = engine.train(client, round_index, _weights(msg), aux_down, aux_up_vectors)
     arrays = {"delta": update.delta}
     if update.coverage is not None:
         arrays["coverage"] = update.coverage.astype(np.uint8)
+    if update.aux_up is not None:
+        arrays["aux-up"] = update.aux_up
     content = RecordDict({
         "arrays": ArrayRecord({k: Array(v) for k, v in arrays.items()}),
         "metrics": MetricRecord({"num-examples": update.n_samples, **update.metrics}),
@@ -241,11 +249,13 @@ class GridClients:
                 yield node, reply
 
     def _each(self, clients: Sequence[int], message_type: str, weights: np.ndarray,
-              config: Mapping[str, Any] | None = None) -> dict[int, Message]:
+              config: Mapping[str, Any] | None = None,
+              extra_arrays: Mapping[int, Mapping[str, np.ndarray]] | None = None) -> dict[int, Message]:
         by_node = {self.nodes[c]: c for c in clients}
 
-        def content(_node: int) -> RecordDict:
-            record = RecordDict({"arrays": ArrayRecord({"global": Array(np.ascontiguousarray(weights))})})
+        def content(node: int) -> RecordDict:
+            arrays = {"global": np.ascontiguousarray(weights), **(extra_arrays or {}).get(by_node[node], {})}
+            record = RecordDict({"arrays": ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})})
             if config:
                 record["config"] = ConfigRecord(dict(config))
             return record
@@ -253,8 +263,10 @@ class GridClients:
         return {by_node[node]: reply for node, reply in self._ask(list(by_node), message_type, content)
                 if reply is not None}
 
-    def train(self, round_index: int, clients: Sequence[int], global_weights: np.ndarray) -> list[ClientUpdate]:
-        replies = self._each(clients, "train", global_weights, {"round": round_index, "client-hook": self.client_hook})
+    def train(self, round_index: int, clients: Sequence[int], global_weights: np.ndarray,
+              aux_down: Mapping[int, np.ndarray] | None = None) -> list[ClientUpdate]:
+        replies = self._each(clients, "train", global_weights, {"round": round_index, "client-hook": self.client_hook},
+                             {c: {"aux-down": v} for c, v in (aux_down or {}).items()})
         updates = []
         for client in clients:
             if client not in replies:
@@ -265,7 +277,8 @@ class GridClients:
             n_samples = int(metrics.pop("num-examples"))
             coverage = arrays["coverage"].numpy().astype(bool) if "coverage" in arrays else None
             updates.append(ClientUpdate(client, arrays["delta"].numpy(), coverage, n_samples,
-                                        {k: float(v) for k, v in metrics.items()}))
+                                        {k: float(v) for k, v in metrics.items()},
+                                        arrays["aux-up"].numpy() if "aux-up" in arrays else None))
         return updates
 
     def _metrics(self, clients: Sequence[int], message_type: str, weights: np.ndarray) -> dict[int, dict[str, float]]:
@@ -319,7 +332,8 @@ def make_server_app(defaults: Mapping[str, Any] | None = None) -> ServerApp:
             (out / "report.md").write_text(outcome.report_markdown)
             (out / "rounds.json").write_text(json.dumps(
                 [{"round": r.round, "clients": r.clients, "failed": r.failed, "weights": r.weights,
-                  "test_loss": r.test_loss, "test_accuracy": r.test_accuracy, "seconds": r.seconds} for r in outcome.rounds], indent=1))
+                  "test_loss": r.test_loss, "test_accuracy": r.test_accuracy, "seconds": r.seconds,
+                  "strategy_metrics": r.metrics} for r in outcome.rounds], indent=1))
             (out / "failures.txt").write_text("".join(line + "\n" for line in clients.failures))
         print(outcome.report_markdown)
 

@@ -67,6 +67,8 @@ class ClientUpdate:
     coverage: np.ndarray | None
     n_samples: int
     metrics: dict[str, float] = field(default_factory=dict)
+    #: The client hook's aux_up vectors (plugin ABI 1.2), None when it sends none.
+    aux_up: np.ndarray | None = None
 
 
 def score_dict(score: fhe_score) -> dict[str, Any]:
@@ -114,8 +116,9 @@ def _library() -> ctypes.CDLL:
                 "fhe_set_client_hook": [c_void_p, c_char_p, err],
                 "fhe_starting_model": [c_void_p, floats, c_size_t, err],
                 "fhe_participants": [c_void_p, c_uint32, POINTER(c_uint32), c_size_t, POINTER(c_size_t), err],
-                "fhe_train": [c_void_p, c_uint32, c_uint32, cfloats, c_size_t, floats, POINTER(c_uint8),
-                              POINTER(c_uint64), POINTER(fhe_metric), c_size_t, POINTER(c_size_t), err],
+                "fhe_train_aux": [c_void_p, c_uint32, c_uint32, cfloats, c_size_t, cfloats, c_size_t, floats, c_size_t,
+                                  floats, POINTER(c_uint8), POINTER(c_uint64), POINTER(fhe_metric), c_size_t,
+                                  POINTER(c_size_t), err],
                 "fhe_evaluate": [c_void_p, c_uint32, cfloats, c_size_t, doubles, doubles, err],
                 "fhe_serial_train": [c_void_p, c_uint32, floats, c_size_t, c_uint32, c_uint64, doubles, err],
                 "fhe_serial_evaluate": [c_void_p, c_uint32, cfloats, c_size_t, doubles, doubles, err],
@@ -231,17 +234,25 @@ class Engine(OwnedHandle):
         self._call("fhe_participants", round_index, out, self.client_count, byref(count))
         return list(out[: count.value])
 
-    def train(self, client: int, round_index: int, global_weights: np.ndarray) -> ClientUpdate:
+    def train(self, client: int, round_index: int, global_weights: np.ndarray, aux_down: np.ndarray | None = None,
+              aux_up_vectors: int = 0) -> ClientUpdate:
+        """``fhe_train_aux``: with the client hook's aux_down vectors (what the aggregator's
+        prepare_client wrote) and room for its ``aux_up_vectors`` vectors back."""
         weights = self._global(global_weights)
         delta = np.empty_like(weights)
         coverage = np.empty(weights.size, dtype=np.uint8)
         samples = c_uint64(0)
         metrics = (fhe_metric * 64)()
         count = c_size_t(0)
-        self._call("fhe_train", client, round_index, _floats(weights), weights.size, _floats(delta),
-                   coverage.ctypes.data_as(POINTER(c_uint8)), byref(samples), metrics, len(metrics), byref(count))
+        down = np.ascontiguousarray(aux_down, dtype=np.float32) if aux_down is not None else np.empty(0, np.float32)
+        up = np.zeros(aux_up_vectors * weights.size, dtype=np.float32)
+        self._call("fhe_train_aux", client, round_index, _floats(weights), weights.size,
+                   _floats(down) if down.size else None, down.size, _floats(up) if up.size else None, up.size,
+                   _floats(delta), coverage.ctypes.data_as(POINTER(c_uint8)), byref(samples), metrics, len(metrics),
+                   byref(count))
         named = {m.key.decode(): m.value for m in metrics[: count.value]}
-        return ClientUpdate(client, delta, None if coverage.all() else coverage.astype(bool), samples.value, named)
+        return ClientUpdate(client, delta, None if coverage.all() else coverage.astype(bool), samples.value, named,
+                            up if up.size else None)
 
     def evaluate(self, client: int, global_weights: np.ndarray) -> tuple[float, float]:
         weights = self._global(global_weights)

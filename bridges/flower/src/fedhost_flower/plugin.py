@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from ctypes import POINTER, byref, c_double, c_float, c_uint8, c_uint64, c_void_p
+from ctypes import POINTER, byref, c_double, c_float, c_uint8, c_uint32, c_uint64, c_void_p
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,9 @@ class Descriptor:
     abi: tuple[int, int]
     kinds: int
     config_keys: tuple[ConfigKey, ...]
+    #: Auxiliary vectors per client and round, down to the client and up to the server (ABI 1.2).
+    n_aux_down: int = 0
+    n_aux_up: int = 0
 
     @property
     def kind_names(self) -> list[str]:
@@ -111,6 +114,19 @@ class Update:
     n_samples: int
     metrics: Mapping[str, float] = field(default_factory=dict)
     coverage: np.ndarray | None = None
+    #: The client hook's aux_up vectors (ABI 1.2), n_aux_up × n_params floats.
+    aux_up: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    """The round an aggregator works on (``fhp_round_context``, ABI 1.2)."""
+
+    round: int
+    n_rounds: int
+    n_clients: int
+    sampled: Sequence[int]
+    failed: Sequence[int] = ()
 
 
 def _text(raw: bytes | None) -> str:
@@ -205,6 +221,8 @@ class PluginLibrary:
             config_keys=tuple(
                 ConfigKey(_text(k.key), _text(k.type), _text(k.default_json), _text(k.description)) for k in keys
             ),
+            n_aux_down=desc.n_aux_down,
+            n_aux_up=desc.n_aux_up,
         )
 
     def function(self, name: str) -> Any:
@@ -273,6 +291,46 @@ class PluginInstance(OwnedHandle):
     ) -> tuple[np.ndarray, np.ndarray]:
         """``vt->aggregate``: returns (new global float32 vector, effective weights per update)."""
         fn = self._require("aggregate")
+        return self._aggregate(updates, global_params, lambda *pointers: fn(self._handle, round_index, *pointers))
+
+    def aggregate_round(
+        self, context: RoundInfo, global_params: np.ndarray, updates: Sequence[Update]
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        """``vt->aggregate_round`` (ABI 1.2): returns (new global, shares per update, the metrics
+        the plugin reported for the round). Each update's ``aux_up`` travels in the context."""
+        fn = self._require("aggregate_round")
+        n_params = np.asarray(global_params).size
+        aux_len = self.descriptor.n_aux_up * n_params
+        aux = [np.ascontiguousarray(u.aux_up, dtype=np.float32).reshape(-1) if aux_len else None for u in updates]
+        for update, vector in zip(updates, aux, strict=True):
+            if aux_len and vector.size != aux_len:
+                raise PluginError(f"client {update.client_id} sent {vector.size} aux_up floats, the strategy declares "
+                                  f"{aux_len}", plugin=self.descriptor.name)
+        pointers = (POINTER(c_float) * len(updates))(*(v.ctypes.data_as(POINTER(c_float)) for v in aux)) \
+            if aux_len else None
+        raw = _RoundContext(context, pointers, aux_len)
+        out_global, out_weights = self._aggregate(
+            updates, global_params, lambda *args: fn(self._handle, byref(raw.struct), *args))
+        return out_global, out_weights, dict(raw.metrics)
+
+    def prepare_client(self, context: RoundInfo, client_id: int, global_params: np.ndarray) -> np.ndarray:
+        """``vt->prepare_client`` (ABI 1.2): the aux_down vectors client ``client_id`` receives."""
+        fn = self._require("prepare_client")
+        global_params = np.ascontiguousarray(global_params, dtype=np.float32).reshape(-1)
+        out = np.zeros(self.descriptor.n_aux_down * global_params.size, dtype=np.float32)
+        raw = _RoundContext(context, None, 0, accepts_metrics=False)
+        with self._lock:
+            self._check(fn(self._handle, byref(raw.struct), client_id, global_params.ctypes.data_as(POINTER(c_float)),
+                           global_params.size, out.ctypes.data_as(POINTER(c_float)), out.size))
+        if not np.all(np.isfinite(out)):
+            raise PluginError(f"prepare_client wrote a non-finite aux_down for client {client_id}",
+                              plugin=self.descriptor.name)
+        return out
+
+    def _aggregate(self, updates: Sequence[Update], global_params: np.ndarray,
+                   call: Callable[..., int]) -> tuple[np.ndarray, np.ndarray]:
+        """The update table and output buffers of either aggregate entry point; ``call`` gets
+        (global, n_params, updates, n_updates, out_global, out_weights)."""
         global_params = np.ascontiguousarray(global_params, dtype=np.float32).reshape(-1)
         n_params = global_params.size
         array = (abi.fhp_update * len(updates))()
@@ -298,8 +356,7 @@ class PluginInstance(OwnedHandle):
         out_weights = np.zeros(len(updates), dtype=np.float64)
         with self._lock:
             self._check(
-                fn(
-                    self._handle, round_index,
+                call(
                     global_params.ctypes.data_as(POINTER(c_float)), n_params,
                     ctypes.addressof(array), len(updates),
                     out_global.ctypes.data_as(POINTER(c_float)),
@@ -389,3 +446,35 @@ class PluginInstance(OwnedHandle):
     def _destroy(self, handle: c_void_p) -> None:
         """``vt->destroy``.  The library itself stays loaded."""
         self.library.function("destroy")(handle)
+
+
+class _RoundContext:
+    """One call's ``fhp_round_context``: the id arrays it points to and the metrics the plugin
+    reports through it (``report_metric``; only during aggregate_round)."""
+
+    def __init__(self, context: RoundInfo, aux_up: Any, aux_len: int, accepts_metrics: bool = True) -> None:
+        self.metrics: dict[str, float] = {}
+        self._message = ctypes.create_string_buffer(256)
+        self._accepts = accepts_metrics
+        self._sampled = (c_uint32 * max(len(context.sampled), 1))(*sorted(context.sampled))
+        self._failed = (c_uint32 * max(len(context.failed), 1))(*sorted(context.failed))
+        self._report = abi.REPORT_METRIC_FN(self._on_report)
+        self._last_error = ctypes.CFUNCTYPE(c_void_p, c_void_p)(lambda _ctx: ctypes.addressof(self._message))
+        self.struct = abi.fhp_round_context(
+            struct_size=ctypes.sizeof(abi.fhp_round_context), round=context.round, n_rounds=context.n_rounds,
+            n_clients=context.n_clients, sampled=ctypes.cast(self._sampled, POINTER(c_uint32)),
+            n_sampled=len(context.sampled), n_failed=len(context.failed),
+            failed=ctypes.cast(self._failed, POINTER(c_uint32)),
+            aux_up=ctypes.cast(aux_up, POINTER(POINTER(c_float))) if aux_up is not None else None,
+            aux_up_len=aux_len, report_metric=self._report, last_error=self._last_error)
+        self._aux_up = aux_up  # the pointer array the struct points into
+
+    def _on_report(self, _ctx: int | None, key: bytes | None, value: float) -> int:
+        problem = ("report_metric: only during aggregate_round" if not self._accepts
+                   else "report_metric: NULL or empty key" if not key
+                   else f"report_metric: {_text(key)!r} is {value}" if not np.isfinite(value) else None)
+        if problem:
+            self._message.value = problem.encode()[:255]
+            return -1
+        self.metrics[_text(key)] = float(value)
+        return abi.FHP_OK

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from . import abi
 from .engine import BASELINE_CENTRALIZED, BASELINE_LOCAL_ONLY, BASELINE_NAMES, ClientUpdate, Engine
-from .plugin import PluginError, PluginInstance, Update, load_plugin
+from .plugin import PluginError, PluginInstance, RoundInfo, Update, load_plugin
 
 _log = logging.getLogger("fedhost_flower.protocol")
 
@@ -38,7 +38,11 @@ class Clients(Protocol):
     """Where client work runs.  Each method returns results for the clients that answered, in
     the order asked; a client that failed is left out (and reported by the transport)."""
 
-    def train(self, round_index: int, clients: Sequence[int], global_weights: np.ndarray) -> list[ClientUpdate]: ...
+    def train(self, round_index: int, clients: Sequence[int], global_weights: np.ndarray,
+              aux_down: Mapping[int, np.ndarray] | None = None) -> list[ClientUpdate]:
+        """``aux_down``: per client, the aggregator's auxiliary vectors for its client hook
+        (plugin ABI 1.2); each update then carries the hook's ``aux_up``."""
+        ...
 
     def evaluate(self, clients: Sequence[int], global_weights: np.ndarray) -> dict[int, tuple[float, float]]: ...
 
@@ -61,6 +65,8 @@ class RoundRecord:
     failed: list[int] = field(default_factory=list)
     #: Wall time of the round: training messages, aggregation, evaluation messages.
     seconds: float = 0.0
+    #: What the aggregator reported for the round (ABI 1.2 report_metric).
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,7 +93,9 @@ def strategy_plugins(engine: Engine, aggregator: str, initializer: str | None, c
             raise ProtocolError(f"{client_hook}: not a client-hook (it provides: "
                                 f"{', '.join(hook_library.descriptor.kind_names)})")
         hook = client_hook
-    if hook == aggregator and library.function("save_state") is not None:
+    if hook == aggregator and library.function("save_state") is not None and not (
+            library.descriptor.n_aux_down or library.descriptor.n_aux_up):
+        # (A strategy with auxiliary vectors passes everything between the sides in them.)
         # host runs such a plugin as one instance on both sides (MEFL's Meta-GDP alpha is
         # updated by aggregate and read by train_local); across processes that is impossible.
         raise ProtocolError(f"{aggregator}: its client hook shares state with its aggregator inside one instance, "
@@ -131,17 +139,28 @@ def run_protocol(engine: Engine, clients: Clients, aggregator: str, initializer:
     for round_index in range(engine.rounds):
         clock = time.perf_counter()
         chosen = engine.participants(round_index)
-        updates = clients.train(round_index, chosen, global_weights)
+        try:
+            aux_down = ({c: instance.prepare_client(RoundInfo(round_index, engine.rounds, engine.client_count, chosen),
+                                                    c, global_weights) for c in chosen}
+                        if instance.descriptor.n_aux_down else None)
+        except PluginError as err:
+            raise ProtocolError(f"round {round_index + 1}: {err}") from None
+        updates = clients.train(round_index, chosen, global_weights, aux_down)
         if not updates:
             raise ProtocolError(f"round {round_index + 1}: none of clients {chosen} returned an update")
         failed = sorted(set(chosen) - {u.client for u in updates})
         plugin_updates = [
             Update(client_id=u.client, delta=u.delta, n_samples=u.n_samples,
-                   metrics=dict(sorted(u.metrics.items())), coverage=u.coverage)
+                   metrics=dict(sorted(u.metrics.items())), coverage=u.coverage, aux_up=u.aux_up)
             for u in updates
         ]
+        reported: dict[str, float] = {}
         try:
-            global_weights, weights = instance.aggregate(round_index, global_weights, plugin_updates)
+            if instance.library.function("aggregate_round") is not None:
+                context = RoundInfo(round_index, engine.rounds, engine.client_count, chosen, failed)
+                global_weights, weights, reported = instance.aggregate_round(context, global_weights, plugin_updates)
+            else:
+                global_weights, weights = instance.aggregate(round_index, global_weights, plugin_updates)
         except PluginError as err:
             raise ProtocolError(f"round {round_index + 1}: {err}") from None
         bad = np.flatnonzero(~np.isfinite(global_weights))
@@ -151,10 +170,11 @@ def run_protocol(engine: Engine, clients: Clients, aggregator: str, initializer:
         evaluations = clients.evaluate(everyone, global_weights)
         record = RoundRecord(round_index + 1, [evaluations[c][0] for c in everyone if c in evaluations],
                              [evaluations[c][1] for c in everyone if c in evaluations], [float(w) for w in weights],
-                             [u.client for u in updates], failed, time.perf_counter() - clock)
+                             [u.client for u in updates], failed, time.perf_counter() - clock, reported)
         records.append(record)
         progress(f"round {record.round}/{engine.rounds}: test loss {fmt(record.test_loss)}, accuracy "
                  f"{fmt(record.test_accuracy)}, weights {fmt(record.weights)}"
+                 + "".join(f", {key} {value:.4g}" for key, value in sorted(reported.items()))
                  + (f"; clients {failed} failed and were left out" if failed else ""))
 
     global_scores = clients.score(everyone, global_weights)
@@ -166,6 +186,9 @@ def run_protocol(engine: Engine, clients: Clients, aggregator: str, initializer:
         "accuracyCurve": [mean(r.test_accuracy) for r in records],
         "lossCurve": [mean(r.test_loss) for r in records],
     }
+    metric_keys = sorted({key for r in records for key in r.metrics})
+    if metric_keys:
+        result["strategyMetrics"] = {key: [r.metrics.get(key) for r in records] for key in metric_keys}
     if missing:
         # The report marks the strategy failed, as host does when a strategy fails mid-run.
         result["failure"] = f"devices {missing} did not answer the final scoring, so the run has no score for them"
