@@ -51,23 +51,31 @@ static const fhp_config_key config_keys[KEY_COUNT] = {
 /* ---------------------------------------------------------------------------------------- */
 /* The statistics                                                                            */
 /* ---------------------------------------------------------------------------------------- */
-static int compare_floats(const void *a, const void *b) {
-  float x = *(const float *)a, y = *(const float *)b;
-  return (x > y) - (x < y);
+/* One covered delta value and the update it came from. */
+struct ranked {
+  float value;
+  uint32_t update;
+};
+
+/* By value; equal values by update index, so the window (and the shares) is deterministic. */
+static int compare_ranked(const void *a, const void *b) {
+  const struct ranked *x = a, *y = b;
+  if (x->value != y->value) return (x->value > y->value) - (x->value < y->value);
+  return (x->update > y->update) - (x->update < y->update);
 }
 
-/* Median or trimmed mean of values[0..count-1] (count > 0, all finite); sorts values.
- * Median of an even count: the mean of the two middle values.  Trimmed mean: drop
- * floor(trim*count) values from each end (as scipy's trim_mean and Flower's FedTrimmedAvg),
- * average the rest; trim < 0.5 always leaves at least one value. */
-static double robust_statistic(const struct fhp_instance *self, float *values, uint32_t count) {
-  qsort(values, count, sizeof *values, compare_floats);
-  if (self->method == METHOD_MEDIAN) {
-    return count % 2 ? values[count / 2] : 0.5 * ((double)values[count / 2 - 1] + values[count / 2]);
-  }
-  uint32_t cut = (uint32_t)(self->trim * count);
+/* Median or trimmed mean of values[0..count-1] (count > 0, all finite); sorts values. The
+ * statistic is the mean of a window of the sorted values: the middle one (odd count), the two
+ * middle ones (even count), or all but floor(trim*count) at each end (trimmed mean, as scipy's
+ * trim_mean and Flower's FedTrimmedAvg; trim < 0.5 always leaves one). Each value in the
+ * window adds 1/|window| to its update's entry of `shares` (the header's out_weights for an
+ * order statistic). */
+static double robust_statistic(const struct fhp_instance *self, struct ranked *values, uint32_t count, double *shares) {
+  qsort(values, count, sizeof *values, compare_ranked);
+  uint32_t cut = self->method == METHOD_MEDIAN ? (count - 1) / 2 : (uint32_t)(self->trim * count);
   double sum = 0;
-  for (uint32_t i = cut; i < count - cut; i++) sum += values[i];
+  for (uint32_t i = cut; i < count - cut; i++) sum += values[i].value;
+  for (uint32_t i = cut; i < count - cut; i++) shares[values[i].update] += 1.0 / (count - 2 * cut);
   return sum / (count - 2 * cut);
 }
 
@@ -85,6 +93,8 @@ struct aggregate_job {
   uint64_t n_params;
   const float *global;
   float *out_global;
+  double *shares;   /* n_tasks × n_updates: task t's share sums in row t */
+  uint64_t *covered; /* per task: its elements some update covers */
   struct task_failure {
     fhp_status status;          /* FHP_OK, or why the task stopped */
     uint64_t element;
@@ -99,7 +109,8 @@ static void aggregate_task(void *context, uint64_t task) {
   struct task_failure *failure = &job->failures[task];
   uint64_t begin = task * ELEMENTS_PER_TASK;
   uint64_t end = begin + ELEMENTS_PER_TASK < job->n_params ? begin + ELEMENTS_PER_TASK : job->n_params;
-  float *values = malloc((size_t)job->n_updates * sizeof *values);
+  struct ranked *values = malloc((size_t)job->n_updates * sizeof *values);
+  double *shares = job->shares + task * job->n_updates;
   if (!values) {
     *failure = (struct task_failure){FHP_E_NOMEM, begin, 0, 0};
     return;
@@ -116,9 +127,10 @@ static void aggregate_task(void *context, uint64_t task) {
         free(values);
         return;
       }
-      values[count++] = value;
+      values[count++] = (struct ranked){value, k};
     }
-    double result = count ? job->global[e] + robust_statistic(job->self, values, count) : job->global[e];
+    if (count) job->covered[task]++;
+    double result = count ? job->global[e] + robust_statistic(job->self, values, count, shares) : job->global[e];
     if (!isfinite((float)result)) {
       *failure = (struct task_failure){FHP_E_NUMERIC, e, 0, 0};
       free(values);
@@ -168,29 +180,42 @@ static fhp_status robust_aggregate(fhp_instance *self, uint32_t round, const flo
   (void)round;
   fhph_clear_error();
   if (!self) return fhph_fail(NULL, FHP_E_INVALID, "aggregate: instance is NULL");
-  struct aggregate_job job = {self, updates, 0, n_updates, n_params, global, out_global, NULL};
+  struct aggregate_job job = {self, updates, 0, n_updates, n_params, global, out_global, NULL, NULL, NULL};
   fhp_status status = fhph_check_aggregate(self, global, n_params, updates, n_updates, out_global, &job.stride);
   if (status != FHP_OK) return status;
 
   uint64_t n_tasks = (n_params + ELEMENTS_PER_TASK - 1) / ELEMENTS_PER_TASK;
-  job.failures = calloc(n_tasks ? n_tasks : 1, sizeof *job.failures); /* calloc: every status FHP_OK */
-  if (!job.failures) return fhph_fail(self, FHP_E_NOMEM, "aggregate: out of memory");
+  uint64_t slots = n_tasks ? n_tasks : 1;
+  job.failures = calloc(slots, sizeof *job.failures); /* calloc: every status FHP_OK */
+  job.shares = calloc(slots * n_updates, sizeof *job.shares);
+  job.covered = calloc(slots, sizeof *job.covered);
+  if (!job.failures || !job.shares || !job.covered) {
+    free(job.failures), free(job.shares), free(job.covered);
+    return fhph_fail(self, FHP_E_NOMEM, "aggregate: out of memory");
+  }
   fhph_parallel_for(self->host, n_tasks, aggregate_task, &job);
   /* The first failure in element order, whichever thread met it. */
   for (uint64_t task = 0; task < n_tasks; task++) {
     struct task_failure failure = job.failures[task];
     if (failure.status == FHP_OK) continue;
-    free(job.failures);
+    free(job.failures), free(job.shares), free(job.covered);
     unsigned long long element = (unsigned long long)failure.element;
     if (failure.status == FHP_E_NOMEM) return fhph_fail(self, FHP_E_NOMEM, "aggregate: out of memory");
     if (failure.bad_delta)
       return fhph_fail(self, FHP_E_NUMERIC, "client %u: delta[%llu] is not finite", failure.client_id, element);
     return fhph_fail(self, FHP_E_NUMERIC, "aggregate: element %llu would not be finite", element);
   }
-  free(job.failures);
-  /* A rank statistic gives no client a weight of its own: report the uniform 1/n. */
+  /* Each covered element hands out a share of 1 over the values in its window: an update's
+   * weight is its share summed in task order, over the covered elements (all 0 if none). */
+  uint64_t covered = 0;
+  for (uint64_t task = 0; task < n_tasks; task++) covered += job.covered[task];
   if (out_weights)
-    for (uint32_t k = 0; k < n_updates; k++) out_weights[k] = 1.0 / n_updates;
+    for (uint32_t k = 0; k < n_updates; k++) {
+      double total = 0;
+      for (uint64_t task = 0; task < n_tasks; task++) total += job.shares[task * n_updates + k];
+      out_weights[k] = covered ? total / covered : 0;
+    }
+  free(job.failures), free(job.shares), free(job.covered);
   return FHP_OK;
 }
 

@@ -30,8 +30,20 @@ struct RobustAggregatorTests {
       PluginFixture.update(2, [4, 1, -1]),
     ])
     #expect(result.global == [11, 21, 33])
-    let third: Double = 1.0 / 3
-    #expect(result.weights == [third, third, third])
+    // Shares (ABI 1.2): the medians came from clients 0, 2 and 0.
+    expectClose(result.weights, [2.0 / 3, 0, 1.0 / 3])
+  }
+
+  @Test func sharesOfAnEvenMedianAndOfATrimmedMeanByHand() throws {
+    // {−1, 2, 4, 100}: the middle pair (clients 2 and 3) shares the element.
+    let median = try PluginFixture.aggregate(try instance(#"{"method": "median"}"#), global: [0],
+                                             [-1, 100, 2, 4].enumerated().map { PluginFixture.update(UInt32($0), [$1]) })
+    expectClose(median.weights, [0, 0, 0.5, 0.5])
+    // trim 0.25 of 4 cuts one at each end: e0 {0, 1, 2, 3} keeps clients 1, 2; e1 {3, 2, 1, 0} keeps 1, 2 as well;
+    // a tie (e2: all 5) keeps the middle two by client order, 1 and 2.
+    let trimmed = try PluginFixture.aggregate(try instance(#"{"method": "trimmed_mean", "trim": 0.25}"#), global: [0, 0, 0],
+                                              (0..<4).map { PluginFixture.update(UInt32($0), [Float($0), Float(3 - $0), 5]) })
+    expectClose(trimmed.weights, [0, 0.5, 0.5, 0])
   }
 
   @Test func medianOfAnEvenCountAveragesTheMiddlePair() throws {

@@ -61,10 +61,11 @@ public final class StandardFLRun: ProtocolRun, @unchecked Sendable {
   /// The full global model's mean loss over every client's validation slice, weighted by their
   /// rows (summed in client order, so independent of the thread count).
   func validationLoss(of global: ParameterVector) throws -> Double {
-    let sums = try engine.map(Array(0..<engine.clients.count)) { [engine] index in
+    // One trainer per worker thread, not per client and round.
+    let sums = try engine.pool.map(count: engine.clients.count, makeState: { _ in TrainerCache() }) { [engine] trainers, index in
       let validation = try engine.clients.data(index).validation
       guard validation.count > 0 else { return (loss: 0.0, rows: 0) }
-      let evaluation = try MLPTrainer(architecture: engine.architecture).evaluate(global, on: validation)
+      let evaluation = try trainers.trainer(for: engine.architecture).evaluate(global, on: validation)
       return (loss: evaluation.meanLoss * Double(validation.count), rows: validation.count)
     }
     let rows = sums.map(\.rows).reduce(0, +)
