@@ -1,8 +1,10 @@
 import Foundation
+import Glibc
 
 /// Text for `host plugins list` and `host plugins describe`.
 public enum PluginCatalog {
-  /// One line per `.so` on the search path: file, id, version, kinds — or why it is not a plugin.
+  /// One line per `.so` on the search path: file, name, id, version, ABI, kinds — or why it is
+  /// not a plugin (FedHost's own engine library is named as such).
   public static func list(searchPath: PluginSearchPath) -> [String] {
     let files = searchPath.discover()
     guard !files.isEmpty else {
@@ -11,13 +13,23 @@ public enum PluginCatalog {
     let rows: [[String]] = files.map { path in
       let file = path.split(separator: "/").last.map(String.init) ?? path
       do {
-        let descriptor = try PluginLibrary.open(path, searchPath: searchPath).descriptor
-        return [file, descriptor.id, descriptor.version, descriptor.kinds.description]
+        let d = try PluginLibrary.open(path, searchPath: searchPath).descriptor
+        return [file, d.name, d.id, d.version, "\(d.abiMajor).\(d.abiMinor)", d.kinds.description]
+      } catch PluginError.missingEntry where isEngineLibrary(path) {
+        return [file, "-", "-", "-", "-", "the FedHost engine library (fedhost_engine.h), not a strategy plugin"]
       } catch {
-        return [file, "-", "-", "not loadable: \(error)"]
+        return [file, "-", "-", "-", "-", "not loadable: \(error)"]
       }
     }
-    return alignedColumns([["FILE", "ID", "VERSION", "KINDS"]] + rows)
+    return alignedColumns([["FILE", "NAME", "ID", "VERSION", "ABI", "KINDS"]] + rows)
+  }
+
+  /// Whether `path` exports the engine library's version symbol.
+  private static func isEngineLibrary(_ path: String) -> Bool {
+    guard let handle = dlopen(path, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD) ?? dlopen(path, RTLD_LAZY | RTLD_LOCAL) else {
+      return false
+    }
+    return dlsym(handle, "fhe_abi_version") != nil
   }
 
   /// The descriptor, the ABI it was built for, its file and every config key with its default.
