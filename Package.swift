@@ -16,7 +16,7 @@ let pluginExports: [LinkerSetting] = [
 ]
 
 /// The strategy library: one Swift plugin per directory under Plugins/, all built the same way.
-let strategyPlugins = ["FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "FedMedian", "FedTrimmedAvg", "Krum", "MultiKrum", "Bulyan", "QFedAvg", "DPFedAvg", "SCAFFOLD"]
+let strategyPlugins = ["FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "FedMedian", "FedTrimmedAvg", "Krum", "MultiKrum", "Bulyan", "QFedAvg", "DPFedAvg", "SCAFFOLD", "PowerOfChoice"]
 
 let package = Package(
   name: "FedHost",

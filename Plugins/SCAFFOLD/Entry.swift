@@ -73,8 +73,7 @@ final class SCAFFOLDPlugin: FedHostPlugin {
     guard let context = round.context else { throw Self.needsContext }
     let count = round.parameterCount
     var c = try control(length: count)
-    let shares = [Double](repeating: 1 / Double(round.updates.count), count: round.updates.count)
-    try round.writeGlobalPlusMean(weights: shares, step: serverLearningRate)
+    try FederatedAveraging.aggregateUniformly(round, step: serverLearningRate)
     // Controls: c_i += Δc_i on the elements client i trained; c += Σ Δc_i / N.
     var sum = [Double](repeating: 0, count: count)
     var updatedControls: [(UInt32, [Float])] = []
@@ -101,7 +100,6 @@ final class SCAFFOLDPlugin: FedHostPlugin {
     // Committed only once nothing can fail, so a refused round leaves the state as it was.
     serverControl = c
     for (client, own) in updatedControls { clientControls[client] = own }
-    round.reportWeights(shares)
     try context.reportMetric("control_norm", squaredNorm.squareRoot())
   }
 

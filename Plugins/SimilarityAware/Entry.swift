@@ -62,7 +62,7 @@ final class SimilarityAwarePlugin: FedHostPlugin {
       return 1 / (1 + loss)
     }
     // Two sweeps over the deltas: the mean and the cosines together, then the weighted sum.
-    let uniform = [Double](repeating: 1 / Double(round.updates.count), count: round.updates.count)
+    let uniform = FederatedAveraging.uniformWeights(round.updates)
     let similarities = try round.compareUpdatesWithWeightedMean(weights: uniform, measuringDistance: false)
       .map(\.cosine)
 

@@ -60,7 +60,8 @@ FHP_LAYOUT(fhp_vtable, load_state, 80);
 FHP_LAYOUT(fhp_vtable, aggregate_round, 88); /* 1.2: the 1.1 table ended here */
 FHP_LAYOUT(fhp_vtable, prepare_client, 96);
 FHP_LAYOUT(fhp_vtable, adjust_gradient_in_context, 104);
-_Static_assert(sizeof(fhp_vtable) == 112, "fhp_vtable v1.2 size");
+FHP_LAYOUT(fhp_vtable, select_clients, 112);
+_Static_assert(sizeof(fhp_vtable) == 120, "fhp_vtable v1.2 size");
 
 /* 1.2 structs (new: their first layout is frozen here). */
 FHP_LAYOUT(fhp_client_context, learning_rate, 24);
@@ -77,4 +78,6 @@ FHP_LAYOUT(fhp_round_context, aux_up, 40);
 FHP_LAYOUT(fhp_round_context, ctx, 56);
 FHP_LAYOUT(fhp_round_context, report_metric, 64);
 FHP_LAYOUT(fhp_round_context, last_error, 72);
-_Static_assert(sizeof(fhp_round_context) == 80, "fhp_round_context v1.2 size");
+FHP_LAYOUT(fhp_round_context, sample_counts, 80);
+FHP_LAYOUT(fhp_round_context, client_loss, 88);
+_Static_assert(sizeof(fhp_round_context) == 96, "fhp_round_context v1.2 size");

@@ -35,6 +35,9 @@ public protocol FedHostPlugin: AnyObject {
                      auxDown: UnsafeMutableBufferPointer<Float>) throws
   /// CLIENT_HOOK [concurrent]: runs one client's whole local procedure on `weights`.
   func trainLocal(_ services: ClientServices, weights: UnsafeMutableBufferPointer<Float>) throws
+  /// AGGREGATOR, ABI 1.2: the `count` distinct clients that train this round (`round.sampled`
+  /// is the host's own sample; `round.clientLoss` and `round.sampleCounts` describe every client).
+  func selectClients(_ round: RoundContextView, global: UnsafeBufferPointer<Float>, count: Int) throws -> [UInt32]
   /// Writes every piece of state that influences future results.
   func saveState(into writer: inout StateWriter) throws
   /// Restores what `saveState` wrote; the header has been checked already.
@@ -60,6 +63,9 @@ extension FedHostPlugin {
   public func prepareClient(_ round: RoundContextView, clientID: UInt32, global: UnsafeBufferPointer<Float>,
                             auxDown: UnsafeMutableBufferPointer<Float>) throws {
     throw Self.notImplemented("prepare_client")
+  }
+  public func selectClients(_ round: RoundContextView, global: UnsafeBufferPointer<Float>, count: Int) throws -> [UInt32] {
+    throw Self.notImplemented("select_clients")
   }
   public func saveState(into writer: inout StateWriter) throws { throw Self.notImplemented("save_state") }
   public func loadState(from reader: inout StateReader) throws { throw Self.notImplemented("load_state") }

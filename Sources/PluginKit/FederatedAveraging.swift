@@ -8,6 +8,18 @@ public enum FederatedAveraging {
     return updates.map { Double($0.sampleCount) / total }
   }
 
+  /// 1/K for each of the K updates: the unweighted mean (SCAFFOLD, Power-of-Choice).
+  public static func uniformWeights(_ updates: [ClientUpdateView]) -> [Double] {
+    [Double](repeating: 1 / Double(updates.count), count: updates.count)
+  }
+
+  /// Writes global + step · (the unweighted mean of the deltas) and the shares 1/K.
+  public static func aggregateUniformly(_ round: AggregationRound, step: Double = 1) throws {
+    let weights = uniformWeights(round.updates)
+    try round.writeGlobalPlusMean(weights: weights, step: step)
+    round.reportWeights(weights)
+  }
+
   /// Writes the FedAvg model into `round.output` and the weights p_k.
   public static func aggregate(_ round: AggregationRound) throws {
     let weights = sampleWeights(round.updates)

@@ -13,13 +13,15 @@ public struct RoundContextView {
   public let sampled: [UInt32]
   /// Ids of `sampled` that sent no update.
   public let failed: [UInt32]
+  /// select_clients only: the rows each client trains on (nil in the other calls).
+  public let sampleCounts: [UInt64]?
 
   init(_ pointer: UnsafePointer<fhp_round_context>?) throws {
     guard let pointer else { throw PluginFailure.invalid("the round context is NULL") }
     guard hasMember(pointer, \.last_error, size: MemoryLayout<fhp_round_context>.size) else {
       throw PluginFailure.invalid("the round context's struct_size \(pointer.pointee.struct_size) is too small")
     }
-    raw = pointer.pointee
+    raw = readWithinStructSize(pointer)
     round = raw.round
     roundCount = Int(raw.n_rounds)
     clientCount = Int(raw.n_clients)
@@ -28,6 +30,22 @@ public struct RoundContextView {
     }
     sampled = Array(UnsafeBufferPointer(start: raw.sampled, count: Int(raw.n_sampled)))
     failed = Array(UnsafeBufferPointer(start: raw.failed, count: Int(raw.n_failed)))
+    let context = raw
+    sampleCounts = context.sample_counts.map { Array(UnsafeBufferPointer(start: $0, count: Int(context.n_clients))) }
+  }
+
+  /// select_clients only: the loss of the round's global model on `client`'s training rows.
+  public func clientLoss(_ client: UInt32) throws -> Double {
+    guard sampleCounts != nil, let oracle = raw.client_loss else {
+      throw PluginFailure.host("client_loss is only offered during select_clients")
+    }
+    var loss = 0.0
+    let status = oracle(raw.ctx, client, &loss)
+    guard status == PluginStatus.ok else {
+      let text = raw.last_error?(raw.ctx).map { String(cString: $0) } ?? ""
+      throw PluginFailure.host("client_loss(\(client)) failed: \(text.isEmpty ? "status \(status)" : text)")
+    }
+    return loss
   }
 
   /// Update `index`'s aux_up vectors (its `n_aux_up` × n_params floats), nil when the host sent
@@ -74,7 +92,7 @@ public struct ClientContextView {
     guard hasMember(pointer, \.aux_up_len, size: MemoryLayout<fhp_client_context>.size) else {
       throw PluginFailure.invalid("the client context's struct_size \(pointer.pointee.struct_size) is too small")
     }
-    let raw = pointer.pointee
+    let raw = readWithinStructSize(pointer)
     guard raw.n_params <= UInt64(Int.max / 16) else { throw PluginFailure.invalid("client context: n_params \(raw.n_params)") }
     guard raw.aux_down_len == 0 || raw.aux_down != nil, raw.aux_up_len == 0 || raw.aux_up != nil else {
       throw PluginFailure.invalid("client context: NULL aux vectors with a length")
@@ -91,4 +109,15 @@ public struct ClientContextView {
     auxDown = raw.aux_down.map { UnsafeBufferPointer(start: $0, count: Int(raw.aux_down_len)) }
     auxUp = raw.aux_up.map { UnsafeMutableBufferPointer(start: $0, count: Int(raw.aux_up_len)) }
   }
+}
+
+/// A host struct copied no further than its struct_size: members a smaller (older) host struct
+/// lacks read as zero/NULL, and nothing past its end is read (header rule 2).
+func readWithinStructSize<Struct>(_ pointer: UnsafePointer<Struct>) -> Struct {
+  let declared = pointer.withMemoryRebound(to: UInt32.self, capacity: 1) { Int($0.pointee) }
+  let copy = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Struct>.size, alignment: MemoryLayout<Struct>.alignment)
+  defer { copy.deallocate() }
+  copy.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<Struct>.size)
+  copy.copyMemory(from: pointer, byteCount: min(declared, MemoryLayout<Struct>.size))
+  return copy.load(as: Struct.self)
 }

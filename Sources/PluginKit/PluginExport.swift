@@ -135,6 +135,19 @@ private final class ExportedPlugin: @unchecked Sendable {
         }
       }
     }
+    if capabilities.contains(.selectClients) {
+      table.select_clients = { instance, context, global, count, output, selectCount in
+        withInstance(instance) { box in
+          guard let output else { throw PluginFailure.invalid("select_clients: out_ids is NULL") }
+          let chosen = try box.plugin.selectClients(try RoundContextView(context), global: try buffer(global, count, "global"),
+                                                    count: Int(selectCount))
+          guard chosen.count == Int(selectCount) else {
+            throw PluginFailure.internal("select_clients chose \(chosen.count) clients, \(selectCount) were asked for")
+          }
+          output.update(from: chosen, count: chosen.count)
+        }
+      }
+    }
     if capabilities.contains(.adjustGradientInContext) {
       table.adjust_gradient_in_context = { instance, context, local, global, gradient, count in
         withInstance(instance) { box in

@@ -63,6 +63,8 @@ public struct PluginCapabilities: OptionSet, Sendable {
   public static let prepareClient = PluginCapabilities(rawValue: 1 << 5)
   /// adjust_gradient_in_context (ABI 1.2): global-shaped vectors and the client's context.
   public static let adjustGradientInContext = PluginCapabilities(rawValue: 1 << 6)
+  /// select_clients (ABI 1.2): the aggregator chooses each round's clients.
+  public static let selectClients = PluginCapabilities(rawValue: 1 << 7)
 }
 
 /// One accepted config key: its JSON type, default, an optional valid range and a summary.

@@ -62,6 +62,20 @@ struct PluginABI12Tests {
     #expect(try strategyMetrics(out)["n_clients"] == [4, 4])
   }
 
+  @Test func anAggregatorChoosesTheClientsTheSameInProcessAndIsolated() throws {
+    var reports: [String] = []
+    for isolation in ["none", "process"] {
+      let out = directory + "/choice-" + isolation
+      let run = try runHost(["compare", "--protocol", "fl", "--aggregators", "libPowerOfChoice.so", "--seeds", "1",
+                             "--rounds", "2", "--clients-per-round", "5", "--no-local-only",
+                             "--federation", packageRoot + "/Examples/suite/many-clients-100-dirichlet.json",
+                             "--data-dir", packageRoot + "/../shared/data", "--out", out, "--force", "--isolation", isolation])
+      #expect(run.status == 0, "stderr: \(run.stderr)")
+      reports.append(try String(contentsOfFile: out + "/report.json", encoding: .utf8))
+    }
+    #expect(reports[0] == reports[1])
+  }
+
   @Test func auxiliaryVectorsWithoutAClientHookAreRefusedAtLoad() throws {
     let probe = try compilePlugin(contextProbeSource, name: "AggregatorOnly", in: directory, flags: ["-DAGGREGATOR_ONLY"])
     let run = try runHost(["plugins", "describe", probe])

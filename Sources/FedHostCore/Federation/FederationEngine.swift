@@ -113,6 +113,25 @@ public final class FederationEngine: @unchecked Sendable {
     return (next, outcome)
   }
 
+  /// The clients that train `round`: `sampled` (the protocol's seeded sample), or, when it is
+  /// not everyone and the aggregator chooses clients itself (ABI 1.2 `select_clients`), as many
+  /// of its choosing, with every client's row count and the loss of `global` on a client's
+  /// training rows as its oracle.
+  public func chooseClients(_ round: Int, of roundCount: Int, global: ParameterVector, strategy: Strategy,
+                            sampled: [Int]) throws -> [Int] {
+    guard strategy.aggregator.supportsSelectClients, sampled.count < clients.count else { return sampled }
+    let context = RoundContext(round: round, roundCount: roundCount, clientCount: clients.count,
+                               sampled: sampled.map { UInt32($0) })
+    let counts = try (0..<clients.count).map { UInt64(try clients.data($0).train.count) }
+    var trainers = TrainerCache()
+    let selection = ClientSelection(sampleCounts: counts) { [self] client in
+      let index = Int(client)
+      return try trainers.trainer(for: architecture(ofClient: index))
+        .evaluate(localModel(global, client: index), on: clients.data(index).train).meanLoss
+    }
+    return try strategy.aggregator.selectClients(context, global: global, count: sampled.count, selection: selection)
+  }
+
   private func coverage(ofClient index: Int) -> CoverageMask? {
     subModels[index].map { coverages[$0.rate]! }
   }

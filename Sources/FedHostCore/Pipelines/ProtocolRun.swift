@@ -89,7 +89,7 @@ extension FederationEngine {
     var records = records
     for round in records.count..<count {
       let clock = ContinuousClock.now
-      let chosen = participants(round)
+      let chosen = try chooseClients(round, of: count, global: global, strategy: strategy, sampled: participants(round))
       let (next, outcome) = try runRound(round, of: count, global: global, strategy: strategy, participants: chosen)
       global = next
       let evaluations = try evaluateOnTests(global, clients: chosen)

@@ -216,6 +216,35 @@ final class IsolatedPluginProcess: PluginCallTarget, @unchecked Sendable {
     }
   }
 
+  func selectClients(context: RoundContext, selection: ClientSelection, global: UnsafePointer<Float>, count: UInt64,
+                     output: UnsafeMutablePointer<UInt32>, selectCount: UInt32) throws -> (status: Int32, callbackError: Error?) {
+    var layout = ArenaLayout()
+    let globalOffset = layout.reserve(Int(count) * 4)
+    let outputBytes = Int(selectCount) * 4
+    var callbackError: Error?
+    let status = try onLane("select_clients", arenaBytes: layout.arenaBytes(output: outputBytes)) { lane, arena in
+      arena[globalOffset, as: Float.self].update(from: global, count: Int(count))
+      let outputOffset = ArenaLayout.outputOffset(bytes: outputBytes, arenaSize: arena.size)
+      arena[outputOffset, as: UInt32.self].update(from: output, count: Int(selectCount))
+      let wire = SelectionWire(context: context, sampleCounts: selection.sampleCounts)
+      let reply = try exchange(lane, .request(.selectClients, [
+        count, UInt64(globalOffset), UInt64(selectCount), UInt64(outputOffset), 0, 0, 0, 0,
+      ], payload: Array(try JSONEncoder().encode(wire)))) { request in
+        guard request.op == .clientLoss else { throw WireFailure.malformed("unexpected \(request.op) during select_clients") }
+        do {
+          let loss = try selection.loss(UInt32(truncatingIfNeeded: request.values[0]))
+          return WireMessage(.callbackReply, values: [loss.wire, 0, 0, 0, 0, 0, 0, 0])
+        } catch {
+          if callbackError == nil { callbackError = error }
+          return WireMessage(.callbackReply, status: statusHostError, payload: Array("\(error)".utf8))
+        }
+      }
+      if reply.status == statusOK { output.update(from: arena[outputOffset, as: UInt32.self], count: Int(selectCount)) }
+      return finish(reply)
+    }
+    return (status, callbackError)
+  }
+
   func adjustGradient(context: ClientContext, vectors: ClientVectors, local: UnsafePointer<Float>,
                       global: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>) throws -> Int32 {
     let parameters = context.parameterCount

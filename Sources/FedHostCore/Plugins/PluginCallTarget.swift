@@ -16,6 +16,9 @@ protocol PluginCallTarget: AnyObject, Sendable {
                  weights: UnsafeMutablePointer<Double>?) throws -> (status: Int32, metrics: [String: Double])
   func prepareClient(context: RoundContext, clientID: UInt32, global: UnsafePointer<Float>, count: UInt64,
                      auxDown: UnsafeMutablePointer<Float>, length: UInt64) throws -> Int32
+  /// `select_clients`; the error a `selection.loss` call threw, if any, comes back beside the status.
+  func selectClients(context: RoundContext, selection: ClientSelection, global: UnsafePointer<Float>, count: UInt64,
+                     output: UnsafeMutablePointer<UInt32>, selectCount: UInt32) throws -> (status: Int32, callbackError: Error?)
   func initialize(ops: UnsafePointer<fhp_initializer_ops>, weights: UnsafeMutablePointer<Float>,
                   count: UInt64) throws -> Int32
   func adjustGradient(clientID: UInt32, local: UnsafePointer<Float>, global: UnsafePointer<Float>,
@@ -110,6 +113,15 @@ final class InProcessPluginCalls: PluginCallTarget, @unchecked Sendable {
   func adjustGradient(clientID: UInt32, local: UnsafePointer<Float>, global: UnsafePointer<Float>,
                       gradient: UnsafeMutablePointer<Float>, count: UInt64) -> Int32 {
     vtable.pointee.adjust_gradient!(handle, clientID, local, global, gradient, count)
+  }
+
+  func selectClients(context: RoundContext, selection: ClientSelection, global: UnsafePointer<Float>, count: UInt64,
+                     output: UnsafeMutablePointer<UInt32>, selectCount: UInt32) -> (status: Int32, callbackError: Error?) {
+    let call = RoundContextCall(acceptsMetrics: false, selection: selection)
+    let status = call.withRaw(context, auxUp: nil, auxUpLength: 0) {
+      table.function(\.select_clients)!(handle, $0, global, count, output, selectCount)
+    }
+    return (status, call.callbackError)
   }
 
   func adjustGradient(context: ClientContext, vectors: ClientVectors, local: UnsafePointer<Float>,

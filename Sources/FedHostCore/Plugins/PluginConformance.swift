@@ -67,6 +67,9 @@ public struct PluginConformance {
       check("aggregate: aggregate (ABI 1.1 hosts) and aggregate_round (1.2) give the same bits") {
         try checkBothEntryPoints()
       }
+      if VtableView(library.vtable).function(\.select_clients) != nil {
+        check("select_clients: distinct ids inside the federation, the same for the same seed") { try checkSelectClients() }
+      }
       if library.descriptor.auxDownVectors > 0 {
         check("prepare_client: finite aux_down vectors, the same for the same seed") { try checkPrepareClient() }
       }
@@ -229,6 +232,20 @@ public struct PluginConformance {
       guard results[round].1.map(\.bitPattern) == results[2 + round].1.map(\.bitPattern) else {
         throw ConformanceFailure("out_weights differ between aggregate and aggregate_round in round \(round)")
       }
+    }
+  }
+
+  private func checkSelectClients() throws {
+    let global = makeGlobal()
+    let round = RoundContext(round: 1, roundCount: 5, clientCount: 10, sampled: [0, 3, 5])
+    let selection = ClientSelection(sampleCounts: (0..<10).map { UInt64(10 + 7 * $0) }) { client in
+      Double(client % 4) + 0.1 * Double(client)
+    }
+    let chosen = try (0..<2).map { _ in
+      try library.makeInstance(configJSON: "{\"seed\": 7}").selectClients(round, global: global, count: 3, selection: selection)
+    }
+    guard chosen[0] == chosen[1] else {
+      throw ConformanceFailure("two instances with seed 7 chose \(chosen[0]) and \(chosen[1])")
     }
   }
 

@@ -28,6 +28,18 @@ public struct RoundContext: Sendable, Codable, Equatable {
   }
 }
 
+/// What `select_clients` may ask about the federation (ABI 1.2): every client's training rows
+/// and the loss of the round's global model on a client's training rows.
+public struct ClientSelection {
+  public var sampleCounts: [UInt64]
+  public var loss: (UInt32) throws -> Double
+
+  public init(sampleCounts: [UInt64], loss: @escaping (UInt32) throws -> Double) {
+    self.sampleCounts = sampleCounts
+    self.loss = loss
+  }
+}
+
 /// What `aggregate` returned besides the model.
 public struct AggregationOutcome: Sendable {
   /// Each update's share of the result (see the header's out_weights).
@@ -106,9 +118,15 @@ struct ClientVectors {
 final class RoundContextCall {
   private(set) var metrics: [String: Double] = [:]
   private let acceptsMetrics: Bool
+  /// select_clients only: the loss oracle and the first error it threw (the host's, rethrown).
+  private let selection: ClientSelection?
+  private(set) var callbackError: Error?
   private var message: UnsafeMutablePointer<CChar> = strdup("")!
 
-  init(acceptsMetrics: Bool) { self.acceptsMetrics = acceptsMetrics }
+  init(acceptsMetrics: Bool, selection: ClientSelection? = nil) {
+    self.acceptsMetrics = acceptsMetrics
+    self.selection = selection
+  }
   deinit { free(message) }
 
   /// Calls `body` with the C struct for `context`; `auxUp` holds each update's aux_up vectors
@@ -118,6 +136,7 @@ final class RoundContextCall {
     try context.sampled.withUnsafeBufferPointer { sampled in
       try context.failed.withUnsafeBufferPointer { failed in
         try (auxUp ?? []).withUnsafeBufferPointer { aux in
+         try (selection?.sampleCounts ?? []).withUnsafeBufferPointer { sampleCounts in
           var raw = fhp_round_context()
           raw.struct_size = UInt32(MemoryLayout<fhp_round_context>.size)
           raw.round = UInt32(clamping: context.round)
@@ -132,9 +151,29 @@ final class RoundContextCall {
           raw.ctx = Unmanaged.passUnretained(self).toOpaque()
           raw.report_metric = { ctx, key, value in RoundContextCall.from(ctx).record(key, value) }
           raw.last_error = { ctx in UnsafePointer(RoundContextCall.from(ctx).message) }
+          if selection != nil {
+            raw.sample_counts = sampleCounts.baseAddress
+            raw.client_loss = { ctx, client, loss in RoundContextCall.from(ctx).clientLoss(client, loss) }
+          }
           return try withExtendedLifetime(self) { try body(&raw) }
+         }
         }
       }
+    }
+  }
+
+  private func clientLoss(_ client: UInt32, _ loss: UnsafeMutablePointer<Double>?) -> Int32 {
+    guard let selection else { return refuse(Int32(FHP_E_UNSUPPORTED), "client_loss: only during select_clients") }
+    guard let loss else { return refuse(Int32(FHP_E_INVALID), "client_loss: out_loss is NULL") }
+    guard Int(client) < selection.sampleCounts.count else {
+      return refuse(Int32(FHP_E_INVALID), "client_loss: client \(client) is beyond the federation's \(selection.sampleCounts.count)")
+    }
+    do {
+      loss.pointee = try selection.loss(client)
+      return statusOK
+    } catch {
+      if callbackError == nil { callbackError = error }
+      return refuse(statusHostError, "client_loss(\(client)): \(error)")
     }
   }
 
@@ -179,6 +218,13 @@ struct RoundContextWire: Codable {
   func auxUpPointers(in arena: SharedArena) -> [UnsafePointer<Float>?]? {
     auxUp?.map { offset in offset.map { UnsafePointer(arena[$0, as: Float.self]) } }
   }
+}
+
+/// How select_clients' context crosses to a plugin-host child: the round and every client's
+/// rows as JSON; the losses come back one host callback (`clientLoss`) each.
+struct SelectionWire: Codable {
+  var context: RoundContext
+  var sampleCounts: [UInt64]
 }
 
 /// How a client context and its vectors cross to a plugin-host child: the context as JSON, the

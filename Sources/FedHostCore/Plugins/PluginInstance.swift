@@ -75,6 +75,7 @@ public final class PluginInstance: @unchecked Sendable {
   /// ABI 1.2's `adjust_gradient_in_context` (global-shaped vectors, the client's context).
   var supportsAdjustGradientInContext: Bool { table.function(\.adjust_gradient_in_context) != nil }
   public var supportsAggregateRound: Bool { table.function(\.aggregate_round) != nil }
+  public var supportsSelectClients: Bool { table.function(\.select_clients) != nil }
   public var supportsTrainLocal: Bool { table.function(\.train_local) != nil }
   public var supportsState: Bool { table.function(\.save_state) != nil && table.function(\.load_state) != nil }
 
@@ -167,6 +168,27 @@ public final class PluginInstance: @unchecked Sendable {
     withExtendedLifetime(updates) {}
     try check(status, supportsAggregateRound ? "aggregate_round" : "aggregate")
     return AggregationOutcome(weights: weights, metrics: metrics)
+  }
+
+  /// The `count` clients the aggregator chooses for this round (`select_clients`), sorted and
+  /// checked: distinct and inside the federation. A failed `selection.loss` is rethrown as is.
+  public func selectClients(_ context: RoundContext, global: ParameterVector, count: Int,
+                            selection: ClientSelection) throws -> [Int] {
+    guard supportsSelectClients else { throw missing("select_clients") }
+    var chosen = [UInt32](repeating: UInt32.max, count: count)
+    let (status, callbackError) = try chosen.withUnsafeMutableBufferPointer { output in
+      try calls.selectClients(context: context, selection: selection, global: global.pointer,
+                              count: UInt64(global.count), output: output.baseAddress!, selectCount: UInt32(count))
+    }
+    if status != statusOK, let callbackError { throw callbackError }
+    try check(status, "select_clients")
+    let sorted = chosen.sorted()
+    guard let bad = sorted.first(where: { Int($0) >= context.clientCount }) ?? zip(sorted, sorted.dropFirst()).first(where: { $0 == $1 })?.0
+    else { return sorted.map(Int.init) }
+    throw PluginError.badOutput(path: library.path, function: "select_clients",
+                                problem: bad == UInt32.max ? "left out_ids unwritten"
+                                  : Int(bad) >= context.clientCount ? "chose client \(bad) of a federation of \(context.clientCount)"
+                                  : "chose client \(bad) twice")
   }
 
   /// The aux_down vectors the aggregator sends client `clientID` this round (`prepare_client`),

@@ -175,6 +175,21 @@ private final class ServerSession: @unchecked Sendable {
       return done(calls.prepareClient(context: context, clientID: UInt32(truncatingIfNeeded: values[0]),
                                       global: arena[offset(2), as: Float.self], count: values[1],
                                       auxDown: arena[offset(4), as: Float.self], length: values[3]))
+    case .selectClients:
+      guard let wire = try? JSONDecoder().decode(SelectionWire.self, from: Data(request.payload)) else {
+        return malformed("select_clients")
+      }
+      let bridge = CallbackBridge(channel: channel, arena: arena, count: 0, scratch: 0, scratchGradient: 0)
+      let selection = ClientSelection(sampleCounts: wire.sampleCounts) { client in
+        let reply = bridge.ask(.request(.clientLoss, [UInt64(client), 0, 0, 0, 0, 0, 0, 0]))
+        guard reply.status == statusOK else { throw HostCallbackError(reply.text) }
+        return Double(wire: reply.values[0])
+      }
+      let (status, _) = calls.selectClients(context: wire.context, selection: selection,
+                                            global: arena[offset(1), as: Float.self], count: values[0],
+                                            output: arena[offset(3), as: UInt32.self],
+                                            selectCount: UInt32(truncatingIfNeeded: values[2]))
+      return done(status)
     case .adjustGradientInContext:
       guard let wire = try? JSONDecoder().decode(ClientVectorsWire.self, from: Data(request.payload)) else {
         return malformed("adjust_gradient_in_context")

@@ -7,11 +7,13 @@ import Glibc
 enum WireOp: UInt32 {
   // host → child: requests
   case create = 1, destroy, openLane, mapArena, aggregate, adjustGradient, trainLocal, initialize,
-       saveState, loadState, localTraining, prepareClient, adjustGradientInContext
+       saveState, loadState, localTraining, prepareClient, adjustGradientInContext, selectClients
   // child → host: the end of a request, or a host callback the plugin made during it
   case reply = 100, gradient, reportMetric, trainClient, evaluateClient
   /// During a long request (a client's local training): still working, no answer expected.
   case progress
+  /// select_clients' loss oracle (a host callback, after `progress` to keep earlier values).
+  case clientLoss
   // host → child: the answer to a callback
   case callbackReply = 200
 }

@@ -11,6 +11,7 @@
  *        per-client auxiliary vectors down (vt->prepare_client) and up (fhp_client_context.
  *        aux_up → fhp_round_context.aux_up), declared in fhp_descriptor.n_aux_down/n_aux_up,
  *        so SCAFFOLD-like strategies work when aggregator and clients live apart;
+ *        vt->select_clients (the round's clients from a loss oracle, e.g. Power-of-Choice);
  *        fhp_host.get_extension; out_weights defined for every strategy; fhp_update and
  *        fhp_config_key frozen (plain arrays, no stride rule); a thread tag on every callback.
  *
@@ -375,6 +376,12 @@ typedef struct fhp_round_context {
   fhp_status (*report_metric)(void *ctx, const char *key, double value);
   /* [call-thread] Message for the last failed callback; valid until the next callback. */
   const char *(*last_error)(void *ctx);
+
+  /* select_clients only (NULL in the other calls): n_clients entries, the rows each client
+   * trains on, and the loss oracle: *out_loss = the mean training loss of the round's global
+   * model (the client's slice of it) on client_id's training rows.  [call-thread] */
+  const uint64_t *sample_counts;
+  fhp_status (*client_loss)(void *ctx, uint32_t client_id, double *out_loss);
 } fhp_round_context;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -508,6 +515,15 @@ typedef struct fhp_vtable {
   fhp_status (*adjust_gradient_in_context)(fhp_instance *instance, const fhp_client_context *client,
                                            const float *w_local, const float *w_global,
                                            float *grad_inout, uint64_t n_params);
+
+  /* [serialized] AGGREGATOR, optional: choose the clients that train this round (e.g.
+   * Power-of-Choice), in runs that sample n_select < n_clients of them.  Called before
+   * prepare_client; context->sampled holds the host's own seeded sample of n_select ids (keep
+   * it, or choose others), context->sample_counts and context->client_loss describe every
+   * client.  Write n_select distinct ids below n_clients into out_ids (any order: the host
+   * sorts them).  Must be deterministic given the config, the saved state and the inputs. */
+  fhp_status (*select_clients)(fhp_instance *instance, const fhp_round_context *context,
+                               const float *global, uint64_t n_params, uint32_t *out_ids, uint32_t n_select);
 } fhp_vtable;
 
 /* ---------------------------------------------------------------------------------------- */

@@ -71,3 +71,4 @@ struct ScaffoldPluginTests {
     expectClose(pulled.controlChange, gradient.map { $0 - 0.5 }, tolerance: 1e-5)
   }
 }
+

@@ -20,6 +20,11 @@ from test_engine import DATA, SPEC, paper_engine
 HOST = PLUGIN_DIR / "host"
 
 
+def test_client_selection_is_refused_in_one_line() -> None:
+    with pytest.raises(ProtocolError, match="libPowerOfChoice.so: it chooses each round's clients"):
+        strategy_plugins(paper_engine(), "libPowerOfChoice.so", None)
+
+
 def test_stateful_client_hook_is_refused() -> None:
     with pytest.raises(ProtocolError, match="libMEFLVariance.so: its client hook shares state with its aggregator"):
         strategy_plugins(paper_engine(), "libMEFLVariance.so", None)

@@ -17,7 +17,7 @@ def test_struct_layout_matches_the_headers_layout_on_lp64() -> None:
     # fhp_host stops at 1.0's end (40 bytes; 1.1 appended parallel_for, 1.2 get_extension): the
     # bridge offers no host services beyond log, but knows the 1.2 descriptor and vtable.
     sizes = {abi.fhp_config_key: 40, abi.fhp_descriptor: 72, abi.fhp_metric: 16, abi.fhp_update: 56,
-             abi.fhp_host: 40, abi.fhp_vtable: 112, abi.fhp_round_context: 80}
+             abi.fhp_host: 40, abi.fhp_vtable: 120, abi.fhp_round_context: 96}
     assert {s.__name__: ctypes.sizeof(s) for s in sizes} == {s.__name__: n for s, n in sizes.items()}
     assert abi.fhp_update.coverage.offset == 32 and abi.fhp_vtable.aggregate.offset == 40
     assert abi.fhp_vtable.aggregate_round.offset == 88 and abi.fhp_round_context.report_metric.offset == 64

@@ -133,6 +133,9 @@ class fhp_round_context(Structure):
         ("ctx", c_void_p),
         ("report_metric", REPORT_METRIC_FN),
         ("last_error", CFUNCTYPE(c_void_p, c_void_p)),
+        # select_clients only (the bridge never calls it: see protocol.strategy_plugins).
+        ("sample_counts", POINTER(c_uint64)),
+        ("client_loss", c_void_p),
     ]
 
 
@@ -209,6 +212,7 @@ class fhp_vtable(Structure):
         ("aggregate_round", AGGREGATE_ROUND_FN),
         ("prepare_client", PREPARE_CLIENT_FN),
         ("adjust_gradient_in_context", c_void_p),
+        ("select_clients", c_void_p),
     ]
 
 

@@ -100,6 +100,9 @@ def strategy_plugins(engine: Engine, aggregator: str, initializer: str | None, c
         # updated by aggregate and read by train_local); across processes that is impossible.
         raise ProtocolError(f"{aggregator}: its client hook shares state with its aggregator inside one instance, "
                             "which cannot be split between the SuperNodes and the ServerApp; run it with host")
+    if library.function("select_clients") is not None:
+        raise ProtocolError(f"{aggregator}: it chooses each round's clients from their losses (select_clients), which "
+                            "the Flower app does not offer yet (it samples with the engine); run it with host")
     instance = library.create(engine.plugin_config(aggregator))
     init_instance = None
     if engine.protocol == "fed-meta-align" and initializer is not None:
