@@ -134,9 +134,11 @@ public final class FederationEngine: @unchecked Sendable {
     metrics[FHP_METRIC_QUERY_LOSS] = query.meanLoss
     metrics[FHP_METRIC_QUERY_ACCURACY] = query.accuracy
 
-    let start = try localModel(global, client: index)
-    let localDelta = ParameterVector(count: start.count)
-    for element in 0..<start.count { localDelta[element] = local.trained[element] - start[element] }
+    // The trained model (the client's own vector) becomes the delta in place: a sampled client
+    // then holds one model-sized vector, not a copy of the global model and a delta besides.
+    let start = try subModels[index]?.extract(from: global) ?? global
+    let localDelta = local.trained
+    for element in 0..<start.count { localDelta[element] -= start[element] }
     let delta = try subModels[index]?.scatter(delta: localDelta).delta ?? localDelta
     return ClientUpdate(clientID: UInt32(index), delta: delta, sampleCount: UInt64(data.train.count),
                         coverage: coverage(ofClient: index), metrics: metrics)
