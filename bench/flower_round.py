@@ -78,9 +78,11 @@ def flower_fedhost(rounds: int, seed: int) -> list[float]:
 
 # ------------------------------------------------------------------ the PyTorch ClientApp (3)
 
-def torch_apps(splits: Path, rounds: int, result: Path):
-    """A PyTorch ClientApp (the paper MLP, Adam, BCE, one shuffled epoch of batch 16) and a
-    ServerApp loop that times each round: train messages, libFedAvg.so, evaluate messages."""
+def torch_apps(splits: Path, rounds: int, result: Path, aggregator: str = "libFedAvg.so", mu: float = 0.0):
+    """A PyTorch ClientApp (the paper MLP, Adam 1e-3, BCE, one shuffled epoch of batch 16, plus
+    FedProx's proximal term (mu/2)||w - w_global||^2 when mu > 0; the trained model's validation
+    loss is sent with the update, as host scores each update) and a ServerApp loop that times each
+    round: train messages, `aggregator` (a FedHost plugin), evaluate messages on every test part."""
     import torch
     from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
     from flwr.clientapp import ClientApp
@@ -88,17 +90,18 @@ def torch_apps(splits: Path, rounds: int, result: Path):
 
     from fedhost_flower.plugin import Update, load_plugin
 
-    devices = sorted(p.name for p in splits.iterdir() if p.is_dir())
+    devices = device_names(splits)
+    inputs = len((splits / devices[0] / "train.csv").open().readline().split(",")) - 1
 
     def model() -> torch.nn.Sequential:
-        widths = [9] + HIDDEN
+        widths = [inputs] + HIDDEN
         layers: list[torch.nn.Module] = []
         for a, b in zip(widths, widths[1:]):
             layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
         return torch.nn.Sequential(*layers, torch.nn.Linear(widths[-1], 1))
 
     def rows(device: str, part: str) -> tuple[torch.Tensor, torch.Tensor]:
-        table = np.loadtxt(splits / device / f"{part}.csv", delimiter=",", skiprows=1, dtype=np.float32)
+        table = np.loadtxt(splits / device / f"{part}.csv", delimiter=",", skiprows=1, dtype=np.float32, ndmin=2)
         return torch.from_numpy(table[:, :-1].copy()), torch.from_numpy(table[:, -1:].copy())
 
     def flat(net: torch.nn.Module) -> np.ndarray:
@@ -107,6 +110,10 @@ def torch_apps(splits: Path, rounds: int, result: Path):
     def load(net: torch.nn.Module, vector: np.ndarray) -> None:
         torch.nn.utils.vector_to_parameters(torch.from_numpy(vector.copy()), net.parameters())
 
+    def loss_on(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(torch.nn.functional.binary_cross_entropy_with_logits(net(x), y))
+
     client = ClientApp()
     cache: dict[str, tuple] = {}
 
@@ -114,33 +121,36 @@ def torch_apps(splits: Path, rounds: int, result: Path):
         device = devices[int(context.node_config["partition-id"])]
         if device not in cache:
             torch.set_num_threads(1)
-            cache[device] = (rows(device, "train"), rows(device, "test"), model())
+            cache[device] = (rows(device, "train"), rows(device, "validation"), rows(device, "test"), model())
         return cache[device]
 
     @client.train()
     def train(msg: Message, context: Context) -> Message:
-        (x, y), _, net = device_data(context)
+        (x, y), (vx, vy), _, net = device_data(context)
         start = msg.content["arrays"]["global"].numpy()
         load(net, start)
+        anchor = [p.detach().clone() for p in net.parameters()] if mu > 0 else []
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
         loss_fn = torch.nn.BCEWithLogitsLoss()
         order = torch.randperm(len(y), generator=torch.Generator().manual_seed(int(msg.content["config"]["round"])))
         for batch in order.split(16):
             optimizer.zero_grad()
             loss = loss_fn(net(x[batch]), y[batch])
+            if anchor:
+                loss = loss + mu / 2 * sum(((p - a) ** 2).sum() for p, a in zip(net.parameters(), anchor))
             loss.backward()
             optimizer.step()
+        query = loss_on(net, vx, vy) if len(vy) else loss_on(net, x, y)
         return Message(RecordDict({"arrays": ArrayRecord({"delta": Array(flat(net) - start)}),
-                                   "metrics": MetricRecord({"num-examples": len(y), "train_loss": float(loss)})}),
+                                   "metrics": MetricRecord({"num-examples": len(y), "train_loss": float(loss),
+                                                            "query_loss": query})}),
                        reply_to=msg)
 
     @client.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
-        _, (x, y), net = device_data(context)
+        _, _, (x, y), net = device_data(context)
         load(net, msg.content["arrays"]["global"].numpy())
-        with torch.no_grad():
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), y)
-        return Message(RecordDict({"metrics": MetricRecord({"loss": float(loss)})}), reply_to=msg)
+        return Message(RecordDict({"metrics": MetricRecord({"loss": loss_on(net, x, y)})}), reply_to=msg)
 
     server = ServerApp()
 
@@ -148,7 +158,7 @@ def torch_apps(splits: Path, rounds: int, result: Path):
     def main(grid: Grid, context: Context) -> None:
         while len(nodes := list(grid.get_node_ids())) < len(devices):
             time.sleep(0.5)
-        fedavg = load_plugin("libFedAvg.so").create({"seed": 0})
+        plugin = load_plugin(aggregator).create({"seed": 0, "mu": mu} if mu > 0 else {"seed": 0})
         weights = flat(model())
         times = []
         for round_index in range(rounds):
@@ -166,7 +176,7 @@ def torch_apps(splits: Path, rounds: int, result: Path):
                               n_samples=int(r.content["metrics"]["num-examples"]),
                               metrics={"train_loss": float(r.content["metrics"]["train_loss"])})
                        for i, r in enumerate(replies)]
-            weights, _ = fedavg.aggregate(round_index, weights, updates)
+            weights, _ = plugin.aggregate(round_index, weights, updates)
             ask("evaluate")
             times.append(time.perf_counter() - clock)
         result.write_text(json.dumps(times))
@@ -174,19 +184,42 @@ def torch_apps(splits: Path, rounds: int, result: Path):
     return server, client
 
 
-def flower_torch(rounds: int, seed: int) -> list[float] | str:
+def device_names(splits: Path) -> list[str]:
+    return sorted(p.name for p in splits.iterdir() if p.is_dir())
+
+
+def dump_splits(spec: Path, seed: int, out: Path) -> Path:
+    """host's splits of `spec` for `seed` (standardized CSVs per device) in out/splits."""
+    splits = out / "splits"
+    subprocess.run([str(BUILD / "host"), "splits", "--federation", str(spec), "--data-dir", str(DATA),
+                    "--seed", str(seed), "--out", str(splits)], check=True, capture_output=True)
+    return splits
+
+
+def torch_simulation(splits: Path, rounds: int, aggregator: str = "libFedAvg.so", mu: float = 0.0) -> list[float]:
+    """One Flower simulation (a fresh Python process: Flower, Ray and torch start-up included) with
+    PyTorch ClientApps, one supernode per device of `splits`; returns the seconds of each round."""
+    result = splits.parent / "times.json"
+    result.unlink(missing_ok=True)
+    run = subprocess.run([sys.executable, __file__, "--torch-child", str(splits), "--rounds", str(rounds),
+                          "--aggregator", aggregator, "--mu", str(mu), "--out", str(result)],
+                         capture_output=True, text=True, timeout=3600)
+    if run.returncode != 0 or not result.is_file():
+        raise RuntimeError(run.stdout[-2000:] + run.stderr[-2000:])
+    return json.loads(result.read_text())
+
+
+def torch_missing() -> str | None:
     if importlib.util.find_spec("torch") is None:
         return "skipped: torch is not installed in this venv (pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+    return None
+
+
+def flower_torch(rounds: int, seed: int) -> list[float] | str:
+    if reason := torch_missing():
+        return reason
     with tempfile.TemporaryDirectory() as out:
-        splits = Path(out) / "splits"
-        subprocess.run([str(BUILD / "host"), "splits", "--federation", str(SPEC), "--data-dir", str(DATA),
-                        "--seed", str(seed), "--out", str(splits)], check=True, capture_output=True)
-        result = Path(out) / "times.json"
-        run = subprocess.run([sys.executable, __file__, "--torch-child", str(splits), "--rounds", str(rounds),
-                              "--out", str(result)], capture_output=True, text=True, timeout=900)
-        if run.returncode != 0 or not result.is_file():
-            raise RuntimeError(run.stdout[-2000:] + run.stderr[-2000:])
-        return json.loads(result.read_text())
+        return torch_simulation(dump_splits(SPEC, seed, Path(out)), rounds)
 
 
 def main() -> None:
@@ -195,13 +228,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--out", default="")
     parser.add_argument("--torch-child", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--aggregator", default="libFedAvg.so", help=argparse.SUPPRESS)
+    parser.add_argument("--mu", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("FEDHOST_PLUGIN_DIR", str(BUILD))
     if args.torch_child:
         from flwr.simulation import run_simulation
 
-        server, client = torch_apps(Path(args.torch_child), args.rounds, Path(args.out))
-        run_simulation(server_app=server, client_app=client, num_supernodes=2, backend_config=BACKEND)
+        splits = Path(args.torch_child)
+        server, client = torch_apps(splits, args.rounds, Path(args.out), args.aggregator, args.mu)
+        run_simulation(server_app=server, client_app=client, num_supernodes=len(device_names(splits)),
+                       backend_config=BACKEND)
         return
 
     rows = {"in-process FedHost engine (no Flower)": in_process(args.rounds, args.seed),

@@ -75,11 +75,7 @@ enum ScaleBenchmark {
     settings.clientsPerRound = .count(1_000)
     settings.personalizationEpochs = 0
     let run = try StandardFLRun(makeFederation(clients: clients), settings: settings, seed: 1)
-    let strategy = try StrategyLoader.load(aggregator: "libFedAvg.so", initializer: .none, clientHook: nil,
-                                           searchPath: .standard(), threads: settings.threads,
-                                           config: { settings.pluginConfig(for: $0, seed: 1, extra: [:]) })
-    let outcome = try run.run(strategy, startingModel: run.engine.initialModel(), resume: nil, checkpoint: nil,
-                              progress: { _ in })
+    let outcome = try runInProcess(run, aggregator: "libFedAvg.so", settings: settings, seed: 1)
     let rounds = Statistics(outcome.rounds.map(\.seconds), higherIsBetter: false)
     print(rounds.median, rounds.best, peakResidentBytes())
   }

@@ -2,7 +2,7 @@ import FedHostCore
 import Foundation
 
 // FedHostBench: speed measurements of FedHost beside peers measured in the same invocation.
-// Usage: FedHostBench [training] [batched] [aggregation] [export] [scale] [end-to-end] [--quick] [--out DIR] [--plugins DIR]
+// Usage: FedHostBench [training] [batched] [aggregation] [export] [scale] [end-to-end] [isolation] [flower] [--quick] [--out DIR] [--plugins DIR]
 // (bench/run builds in release mode and calls this.)
 
 func benchmarkMain() -> Int32 {
@@ -25,7 +25,7 @@ func benchmarkMain() -> Int32 {
   arguments.removeAll { $0 == "--quick" }
   let outDirectory = option("--out")
   let pluginDirectory = option("--plugins") ?? currentExecutableDirectory() ?? "."
-  let known = ["training", "batched", "aggregation", "export", "scale", "end-to-end", "isolation"]
+  let known = ["training", "batched", "aggregation", "export", "scale", "end-to-end", "isolation", "flower"]
   if let unknown = arguments.first(where: { !known.contains($0) }) {
     FileHandle.standardError.write(Data("FedHostBench: unknown argument \(unknown); suites: \(known)\n".utf8))
     return 2
@@ -41,6 +41,7 @@ func benchmarkMain() -> Int32 {
       case "export": rows += try ExportBenchmark.run(quick: quick)
       case "scale": rows += try ScaleBenchmark.run(quick: quick) + ScaleBenchmark.runSampled(quick: quick)
       case "end-to-end": rows += try EndToEndBenchmark.run(quick: quick)
+      case "flower": rows += try FlowerStudyBenchmark.run(quick: quick)
       case "isolation": rows += try IsolationBenchmark.run(quick: quick, pluginDirectory: pluginDirectory)
       default: rows += try AggregationBenchmark.run(quick: quick, pluginDirectory: pluginDirectory)
       }

@@ -15,6 +15,7 @@ public final class FederationEngine: @unchecked Sendable {
   /// Per distinct sub-model rate: the global elements it covers.
   private let coverages: [Double: CoverageMask]
   let pool: WorkerPool
+  private let deltas = DeltaSlab()
 
   public init(clients: ClientSource, inputWidth: Int, classCount: Int, settings: EngineSettings) throws {
     guard clients.count > 0 else { throw FederationError.incompatibleData("the federation has no clients") }
@@ -97,13 +98,14 @@ public final class FederationEngine: @unchecked Sendable {
       guard strategy.aggregator.library.descriptor.auxDownVectors > 0 else { return nil }
       return try strategy.aggregator.prepareClient(context, clientID: UInt32(index), global: global)
     }
+    let slots = deltas.slots(count: participants.count, width: global.count)
     let updates = try pool.map(
       count: participants.count,
       makeState: { _ in TrainerCache() },
       job: { [self] trainers, position in
         let index = participants[position]
         return try trainClient(index, round: round, global: global, hook: strategy.clientHook, auxDown: auxDown[position],
-                               trainer: trainers.trainer(for: architecture(ofClient: index)))
+                               trainer: trainers.trainer(for: architecture(ofClient: index)), into: slots[position])
       })
     let next = ParameterVector(count: global.count)
     let outcome = try strategy.aggregator.aggregate(context, global: global, updates: updates, into: next)
@@ -142,11 +144,12 @@ public final class FederationEngine: @unchecked Sendable {
   public func trainClient(_ index: Int, round: Int, global: ParameterVector, hook: PluginInstance?,
                           auxDown: ParameterVector? = nil) throws -> ClientUpdate {
     try trainClient(index, round: round, global: global, hook: hook, auxDown: auxDown,
-                    trainer: MLPTrainer(architecture: architecture(ofClient: index)))
+                    trainer: MLPTrainer(architecture: architecture(ofClient: index)), into: nil)
   }
 
+  /// `slot` (global-sized), when given, receives the delta.
   private func trainClient(_ index: Int, round: Int, global: ParameterVector, hook: PluginInstance?,
-                           auxDown: ParameterVector?, trainer: MLPTrainer) throws -> ClientUpdate {
+                           auxDown: ParameterVector?, trainer: MLPTrainer, into slot: ParameterVector?) throws -> ClientUpdate {
     let data = try clients.data(index)
     let job = LocalTraining(
       clientID: UInt32(index), round: round, global: global, globalArchitecture: architecture, subModel: subModels[index],
@@ -163,10 +166,16 @@ public final class FederationEngine: @unchecked Sendable {
     metrics[FHP_METRIC_QUERY_LOSS] = query.meanLoss
     metrics[FHP_METRIC_QUERY_ACCURACY] = query.accuracy
 
-    let start = try localModel(global, client: index)
-    let localDelta = ParameterVector(count: start.count)
+    // trained − start, written into the round's slot (a full-model client) or in place: no copy
+    // of the global model and no delta allocated per client.
+    let start = try subModels[index]?.extract(from: global) ?? global
+    let localDelta = subModels[index] == nil ? slot ?? local.trained : local.trained
     for element in 0..<start.count { localDelta[element] = local.trained[element] - start[element] }
-    let delta = try subModels[index]?.scatter(delta: localDelta).delta ?? localDelta
+    var delta = try subModels[index]?.scatter(delta: localDelta).delta ?? localDelta
+    if let slot, delta !== slot {
+      slot.assign(from: delta)
+      delta = slot
+    }
     return ClientUpdate(clientID: UInt32(index), delta: delta, sampleCount: UInt64(data.train.count),
                         coverage: coverage(ofClient: index), metrics: metrics, auxUp: local.auxUp)
   }

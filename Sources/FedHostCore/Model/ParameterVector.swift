@@ -6,6 +6,8 @@
 public final class ParameterVector: @unchecked Sendable {
   public let count: Int
   public let pointer: UnsafeMutablePointer<Float>
+  /// The vector whose memory a view shares (nil: this vector owns its allocation).
+  private let storage: ParameterVector?
 
   /// A zero-filled vector of `count` elements.
   public init(count: Int) {
@@ -15,6 +17,16 @@ public final class ParameterVector: @unchecked Sendable {
                                                alignment: 64)
     pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     pointer.initialize(repeating: 0, count: max(count, 1))
+    storage = nil
+  }
+
+  /// Elements `offset..<offset + count` of `storage`, sharing its memory (the view keeps it
+  /// alive): many vectors in one allocation. 64-byte aligned when `offset` is a multiple of 16.
+  public init(viewOf storage: ParameterVector, offset: Int, count: Int) {
+    precondition(offset >= 0 && count >= 0 && offset + count <= storage.count)
+    self.count = count
+    self.storage = storage
+    pointer = storage.pointer + offset
   }
 
   public convenience init(_ values: [Float]) {
@@ -22,7 +34,7 @@ public final class ParameterVector: @unchecked Sendable {
     values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
   }
 
-  deinit { pointer.deallocate() }
+  deinit { if storage == nil { pointer.deallocate() } }
 
   public var buffer: UnsafeMutableBufferPointer<Float> { .init(start: pointer, count: count) }
   public var array: [Float] { Array(buffer) }
