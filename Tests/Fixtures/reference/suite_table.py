@@ -191,6 +191,27 @@ def svg_chart(federations):
     return "\n".join(parts)
 
 
+def timing_lines(suite):
+    """Where the wall time went (suite_run.py's timing.json): per federation each part's seconds."""
+    path = os.path.join(suite, "timing.json")
+    if not os.path.isfile(path):
+        return []
+    timing = json.load(open(path))
+    parts = ["host compare", "host splits", "numpy_fedavg.py", "sklearn_mlp.py"]
+    seconds = {}
+    for entry in timing["parts"]:
+        seconds.setdefault(entry["federation"], {})[entry["part"]] = entry["seconds"]
+    lines = [f"Where the time went: {timing['jobs']} processes at a time, each compare on {timing['threads']} "
+             f"thread(s), {timing['cpus']} cores, load average {timing['load_start'][0]:.1f} at the start and "
+             f"{timing['load_end'][0]:.1f} at the end; seconds of wall time per part (the parts overlap, so they "
+             f"add up to more than the {timing['seconds']:.0f} s the scheduler ran):", "",
+             "| federation | " + " | ".join(parts) + " |", "| --- |" + " ---: |" * len(parts)]
+    for name in sorted(seconds):
+        lines.append(f"| {name} | " + " | ".join(f"{seconds[name].get(p, 0):.1f}" for p in parts) + " |")
+    lines.append("| total | " + " | ".join(f"{sum(s.get(p, 0) for s in seconds.values()):.1f}" for p in parts) + " |")
+    return lines + [""]
+
+
 def table(suite, seconds, seeds):
     names = sorted(n for n in os.listdir(suite) if os.path.isfile(os.path.join(suite, n, "report.json")))
     lines = [f"# Federation suite: FedHost beside the numpy / scikit-learn references", "",
@@ -217,7 +238,8 @@ def table(suite, seconds, seeds):
         document["federations"].append({"name": name, "devices": devices, "rows": rows,
                                         "targets": [{"target": w, "met": m, "numbers": n} for w, m, n in found]})
     met = sum(1 for *_, ok, _ in target_lines if ok)
-    lines[4:4] = [f"Targets met: {met} of {len(target_lines)}.", ""] + summary(document["federations"]) + [""]
+    lines[4:4] = ([f"Targets met: {met} of {len(target_lines)}.", ""] + summary(document["federations"]) + [""]
+                  + timing_lines(suite))
     open(os.path.join(suite, "suite.md"), "w").write("\n".join(lines) + "\n")
     with open(os.path.join(suite, "suite.csv"), "w", newline="") as handle:
         writer = csv.writer(handle)
