@@ -6,10 +6,10 @@
 
 Per federation: `host compare` (with `--threads T`), then the references' config from its
 report and `host splits` for every seed, then one numpy_fedavg.py and one sklearn_mlp.py process
-over all the seeds (the imports are paid once per federation, not per seed). The compares go
-first, the references as their compare finishes, the costliest first (scikit-learn trains every
-device and the pooled model; numpy only the sampled clients), so the last task to finish is a
-short one. Every part's wall time goes into OUT/timing.json for suite_table.py.
+over all the seeds (the imports are paid once per federation, not per seed). The compares start
+in file order; a federation's references are queued when its compare finishes and go ahead of
+the compares still waiting, the costliest first (scikit-learn trains every device and the pooled
+model; numpy only the sampled clients). Every part's wall time goes into OUT/timing.json for suite_table.py.
 """
 
 import argparse
@@ -24,13 +24,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run(command, log):
-    """Runs `command` with stdout discarded; returns its wall seconds. A failure raises with
-    the command and the tail of its stderr (kept in `log`)."""
+def run(command, log, accepted=(0,)):
+    """Runs `command` with stdout discarded; returns its wall seconds. An exit status not in
+    `accepted` raises with the command and the tail of its stderr (kept in `log`)."""
     start = time.monotonic()
     with open(log, "w") as errors:
         status = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=errors).returncode
-    if status != 0:
+    if status not in accepted:
         with open(log) as errors:
             tail = errors.read()[-2000:]
         raise RuntimeError(f"exit status {status}: {' '.join(command)}\n{tail}")
@@ -62,13 +62,19 @@ class Suite:
             clients = json.load(handle).get("partition", {}).get("clients", 0)
         # The 100-client federations sample 10 clients per round, as cross-device FL does.
         sampling = ["--clients-per-round", "10"] if clients >= 100 else []
+        report = os.path.join(out, "report.json")
+        if os.path.exists(report):
+            os.remove(report)
+        # Status 1 with a report: a strategy failed, and the table shows which and why.
         self.record(name, "host compare", run(
             [a.host, "compare", "--protocol", "fl", "--aggregators", a.aggregators, "--seeds", str(a.seeds),
              "--federation", spec, "--data-dir", a.data_dir, "--out", out, "--force", "--quiet",
-             "--threads", str(a.threads), *sampling], os.path.join(self.logs, f"{name}.compare.log")))
+             "--threads", str(a.threads), *sampling], os.path.join(self.logs, f"{name}.compare.log"), (0, 1)))
+        if not os.path.exists(report):
+            raise RuntimeError(f"host compare wrote no {report} (see {self.logs}/{name}.compare.log)")
         table = os.path.join(HERE, "suite_table.py")
         config = os.path.join(out, "reference-config.json")
-        seconds = run([self.python, table, "reference-config", "--report", os.path.join(out, "report.json"),
+        seconds = run([self.python, table, "reference-config", "--report", report,
                        "--out", config], os.path.join(self.logs, f"{name}.splits.log"))
         for seed, dump in enumerate(self.dumps(name)):
             seconds += run([a.host, "splits", "--federation", spec, "--data-dir", a.data_dir, "--seed", str(seed),
@@ -108,8 +114,8 @@ def main():
     arguments = parser.parse_args()
     suite = Suite(arguments)
 
-    # (priority, order, federation, reference script or None for the compare): the lowest
-    # priority runs first, so every compare comes before any reference.
+    # (priority, order, federation, spec, reference script or None for the compare): the lowest
+    # runs first; a reference's priority is minus its cost, so ready references go before compares.
     ready = [(0, index, os.path.basename(spec)[:-len(".json")], spec, None)
              for index, spec in enumerate(arguments.specs)]
     done = queue.Queue()

@@ -5,6 +5,7 @@ and scikit-learn references on the same splits, and the issue's targets checked 
     suite_table.py reference-config --report REPORT.json --out CONFIG.json
     suite_table.py seed-config --config CONFIG.json --seed S --out CONFIG.json
     suite_table.py table --suite DIR --seconds T --seeds N
+    suite_table.py bench-row --suite DIR --results bench/results.json --markdown bench/RESULTS.md [--before T]
 
 `reference-config` reads the settings FedHost reports (the report's notes carry one
 "key value; key value" line) so that the references train with the same rounds, epochs,
@@ -19,6 +20,7 @@ import json
 import math
 import os
 import sys
+import time
 
 
 def settings_of(report):
@@ -250,6 +252,38 @@ def table(suite, seconds, seeds):
     open(os.path.join(suite, "suite.svg"), "w").write(svg_chart(charts))
 
 
+def bench_row(suite, results, markdown, before):
+    """Splices the suite's wall-time row (section "suite") into bench/results.json and the
+    table of bench/RESULTS.md, replacing an earlier one; `before` is the same suite timed
+    before, as the peer (0: none)."""
+    timing = json.load(open(os.path.join(suite, "timing.json")))
+    document = json.load(open(os.path.join(suite, "suite.json")))
+    seconds, load = document["seconds"], (timing["load_start"][0], timing["load_end"][0])
+    when = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(os.path.getmtime(os.path.join(suite, "suite.json"))))
+    row = {"section": "suite", "unit": "s", "higherIsBetter": False, "fedhostMedian": seconds, "fedhostMin": seconds,
+           "name": f"federation suite: {len(document['federations'])} federations × {document['seeds']} seeds, "
+                   "7 strategies + Local Only + centralized, numpy / scikit-learn references",
+           "peer": "same suite before (serial references, all-core compares)" if before else None,
+           "peerMedian": before or None,
+           "note": f"bench/suite --seeds {document['seeds']} on {timing['cpus']} cores, {timing['jobs']} processes at a time, "
+                   f"measured {when}, load average {load[0]:.1f} at the start and {load[1]:.1f} at the end (other work on "
+                   f"the machine); target 300 s {'met' if seconds <= 300 else 'missed'}; one run, so median = best; "
+                   "per-part times in suite.md"}
+    row = {key: value for key, value in row.items() if value is not None}  # FedHostBench omits a missing peer
+    rows = [r for r in json.load(open(results)) if r.get("section") != "suite"] + [row]
+    with open(results, "w") as handle:  # FedHostBench's own layout (JSONEncoder, pretty, sorted keys)
+        json.dump(rows, handle, indent=2, sort_keys=True, ensure_ascii=False, separators=(",", " : "))
+
+    def number(value):
+        return "–" if value is None else f"{value:.0f}"
+    line = (f"| suite | {row['name']} | s | {number(seconds)} | {number(seconds)} | {row.get('peer', '–')} | "
+            f"{number(row.get('peerMedian'))} | {f'{before / seconds:.2f}×' if before else '–'} | {row['note']} |")
+    lines = [l for l in open(markdown).read().split("\n") if not l.startswith("| suite |")]
+    last = max(i for i, l in enumerate(lines) if l.startswith("|"))
+    lines.insert(last + 1, line)
+    open(markdown, "w").write("\n".join(lines))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -264,8 +298,15 @@ def main():
     three.add_argument("--suite", required=True)
     three.add_argument("--seconds", required=True)
     three.add_argument("--seeds", type=int, required=True)
+    four = commands.add_parser("bench-row")
+    four.add_argument("--suite", required=True)
+    four.add_argument("--results", required=True)
+    four.add_argument("--markdown", required=True)
+    four.add_argument("--before", type=float, default=0.0)
     arguments = parser.parse_args()
-    if arguments.command == "reference-config":
+    if arguments.command == "bench-row":
+        bench_row(arguments.suite, arguments.results, arguments.markdown, arguments.before)
+    elif arguments.command == "reference-config":
         reference_config(arguments.report, arguments.out)
     elif arguments.command == "seed-config":
         seed_config(arguments.config, arguments.seed, arguments.out)
