@@ -203,17 +203,22 @@ def write_result(path, result):
 
 
 def run_main(description, run):
-    """The command line shared by the references: `--splits DIR --config FILE --out FILE`;
-    `run(dump, config, splits_directory)` returns the result to write. Bad input becomes one
-    line on stderr and exit status 2."""
+    """The command line shared by the references: `--splits DIR --config FILE --out FILE`, or
+    several of each (paired in order: one process for every seed of a federation, so the imports
+    are paid once); `run(dump, config, splits_directory)` returns the result to write. Bad input
+    becomes one line on stderr and exit status 2."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--splits", required=True, help="a split dump directory (host splits --out)")
-    parser.add_argument("--config", required=True, help="the reference config JSON")
-    parser.add_argument("--out", required=True, help="where to write the result JSON")
+    parser.add_argument("--splits", required=True, nargs="+", help="split dump directories (host splits --out)")
+    parser.add_argument("--config", required=True, nargs="+", help="the reference config JSON, one per --splits")
+    parser.add_argument("--out", required=True, nargs="+", help="where to write the result JSON, one per --splits")
     arguments = parser.parse_args()
+    if not len(arguments.splits) == len(arguments.config) == len(arguments.out):
+        parser.error(f"{len(arguments.splits)} --splits, {len(arguments.config)} --config and "
+                     f"{len(arguments.out)} --out: give one of each per run")
     try:
-        config = load_config(arguments.config)
-        write_result(arguments.out, run(load_dump(arguments.splits), config, arguments.splits))
+        for splits, config_path, out in zip(arguments.splits, arguments.config, arguments.out):
+            config = load_config(config_path)
+            write_result(out, run(load_dump(splits), config, splits))
     except ReferenceError as error:
         print(f"{os.path.basename(sys.argv[0])}: {error}", file=sys.stderr)
         sys.exit(2)

@@ -5,6 +5,7 @@ and scikit-learn references on the same splits, and the issue's targets checked 
     suite_table.py reference-config --report REPORT.json --out CONFIG.json
     suite_table.py seed-config --config CONFIG.json --seed S --out CONFIG.json
     suite_table.py table --suite DIR --seconds T --seeds N
+    suite_table.py bench-row --suite DIR --results bench/results.json --markdown bench/RESULTS.md [--before T]
 
 `reference-config` reads the settings FedHost reports (the report's notes carry one
 "key value; key value" line) so that the references train with the same rounds, epochs,
@@ -19,6 +20,7 @@ import json
 import math
 import os
 import sys
+import time
 
 
 def settings_of(report):
@@ -191,6 +193,27 @@ def svg_chart(federations):
     return "\n".join(parts)
 
 
+def timing_lines(suite):
+    """Where the wall time went (suite_run.py's timing.json): per federation each part's seconds."""
+    path = os.path.join(suite, "timing.json")
+    if not os.path.isfile(path):
+        return []
+    timing = json.load(open(path))
+    parts = ["host compare", "host splits", "numpy_fedavg.py", "sklearn_mlp.py"]
+    seconds = {}
+    for entry in timing["parts"]:
+        seconds.setdefault(entry["federation"], {})[entry["part"]] = entry["seconds"]
+    lines = [f"Where the time went: {timing['jobs']} processes at a time, each compare on {timing['threads']} "
+             f"thread(s), {timing['cpus']} cores, load average {timing['load_start'][0]:.1f} at the start and "
+             f"{timing['load_end'][0]:.1f} at the end; seconds of wall time per part (the parts overlap, so they "
+             f"add up to more than the {timing['seconds']:.0f} s the scheduler ran):", "",
+             "| federation | " + " | ".join(parts) + " |", "| --- |" + " ---: |" * len(parts)]
+    for name in sorted(seconds):
+        lines.append(f"| {name} | " + " | ".join(f"{seconds[name].get(p, 0):.1f}" for p in parts) + " |")
+    lines.append("| total | " + " | ".join(f"{sum(s.get(p, 0) for s in seconds.values()):.1f}" for p in parts) + " |")
+    return lines + [""]
+
+
 def table(suite, seconds, seeds):
     names = sorted(n for n in os.listdir(suite) if os.path.isfile(os.path.join(suite, n, "report.json")))
     lines = [f"# Federation suite: FedHost beside the numpy / scikit-learn references", "",
@@ -217,7 +240,8 @@ def table(suite, seconds, seeds):
         document["federations"].append({"name": name, "devices": devices, "rows": rows,
                                         "targets": [{"target": w, "met": m, "numbers": n} for w, m, n in found]})
     met = sum(1 for *_, ok, _ in target_lines if ok)
-    lines[4:4] = [f"Targets met: {met} of {len(target_lines)}.", ""] + summary(document["federations"]) + [""]
+    lines[4:4] = ([f"Targets met: {met} of {len(target_lines)}.", ""] + summary(document["federations"]) + [""]
+                  + timing_lines(suite))
     open(os.path.join(suite, "suite.md"), "w").write("\n".join(lines) + "\n")
     with open(os.path.join(suite, "suite.csv"), "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -226,6 +250,38 @@ def table(suite, seconds, seeds):
         writer.writerows(csv_rows)
     json.dump(document, open(os.path.join(suite, "suite.json"), "w"), indent=1)
     open(os.path.join(suite, "suite.svg"), "w").write(svg_chart(charts))
+
+
+def bench_row(suite, results, markdown, before):
+    """Splices the suite's wall-time row (section "suite") into bench/results.json and the
+    table of bench/RESULTS.md, replacing an earlier one; `before` is the same suite timed
+    before, as the peer (0: none)."""
+    timing = json.load(open(os.path.join(suite, "timing.json")))
+    document = json.load(open(os.path.join(suite, "suite.json")))
+    seconds, load = document["seconds"], (timing["load_start"][0], timing["load_end"][0])
+    when = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(os.path.getmtime(os.path.join(suite, "suite.json"))))
+    row = {"section": "suite", "unit": "s", "higherIsBetter": False, "fedhostMedian": seconds, "fedhostMin": seconds,
+           "name": f"federation suite: {len(document['federations'])} federations × {document['seeds']} seeds, "
+                   "7 strategies + Local Only + centralized, numpy / scikit-learn references",
+           "peer": "same suite before (serial references, all-core compares)" if before else None,
+           "peerMedian": before or None,
+           "note": f"bench/suite --seeds {document['seeds']} on {timing['cpus']} cores, {timing['jobs']} processes at a time, "
+                   f"measured {when}, load average {load[0]:.1f} at the start and {load[1]:.1f} at the end (other work on "
+                   f"the machine); target 300 s {'met' if seconds <= 300 else 'missed'}; one run, so median = best; "
+                   "per-part times in suite.md"}
+    row = {key: value for key, value in row.items() if value is not None}  # FedHostBench omits a missing peer
+    rows = [r for r in json.load(open(results)) if r.get("section") != "suite"] + [row]
+    with open(results, "w") as handle:  # FedHostBench's own layout (JSONEncoder, pretty, sorted keys)
+        json.dump(rows, handle, indent=2, sort_keys=True, ensure_ascii=False, separators=(",", " : "))
+
+    def number(value):
+        return "–" if value is None else f"{value:.0f}"
+    line = (f"| suite | {row['name']} | s | {number(seconds)} | {number(seconds)} | {row.get('peer', '–')} | "
+            f"{number(row.get('peerMedian'))} | {f'{before / seconds:.2f}×' if before else '–'} | {row['note']} |")
+    lines = [l for l in open(markdown).read().split("\n") if not l.startswith("| suite |")]
+    last = max(i for i, l in enumerate(lines) if l.startswith("|"))
+    lines.insert(last + 1, line)
+    open(markdown, "w").write("\n".join(lines))
 
 
 def main():
@@ -242,8 +298,15 @@ def main():
     three.add_argument("--suite", required=True)
     three.add_argument("--seconds", required=True)
     three.add_argument("--seeds", type=int, required=True)
+    four = commands.add_parser("bench-row")
+    four.add_argument("--suite", required=True)
+    four.add_argument("--results", required=True)
+    four.add_argument("--markdown", required=True)
+    four.add_argument("--before", type=float, default=0.0)
     arguments = parser.parse_args()
-    if arguments.command == "reference-config":
+    if arguments.command == "bench-row":
+        bench_row(arguments.suite, arguments.results, arguments.markdown, arguments.before)
+    elif arguments.command == "reference-config":
         reference_config(arguments.report, arguments.out)
     elif arguments.command == "seed-config":
         seed_config(arguments.config, arguments.seed, arguments.out)

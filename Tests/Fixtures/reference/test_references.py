@@ -242,6 +242,25 @@ def test_metrics_follow_fedhost_definitions():
     assert split_dump.predicted_classes(np.array([[1.0, 1.0, 0.5]]), False).tolist() == [0]
 
 
+def test_one_process_for_several_dumps_writes_what_separate_runs_write():
+    settings = config(rounds=2, local_epochs=1, batch_size=8, learning_rate=0.01, optimizer="adam", epochs=2)
+    for script in ("numpy_fedavg.py", "sklearn_mlp.py"):
+        with tempfile.TemporaryDirectory() as first, tempfile.TemporaryDirectory() as second:
+            separable_dump(first, seed=1)
+            separable_dump(second, seed=2)
+            alone = [run_script(script, directory, settings) for directory in (first, second)]
+            outs = [os.path.join(directory, "together.json") for directory in (first, second)]
+            process = subprocess.run([sys.executable, os.path.join(HERE, script), "--splits", first, second,
+                                      "--config", *(os.path.join(d, "config.json") for d in (first, second)),
+                                      "--out", *outs], capture_output=True, text=True)
+            assert process.returncode == 0, process.stderr
+            together = []
+            for out in outs:
+                with open(out) as handle:
+                    together.append((0, json.load(handle)))
+            assert together == alone and alone[0] != alone[1], script
+
+
 def test_bad_input_is_one_line_naming_the_key():
     with tempfile.TemporaryDirectory() as directory:
         separable_dump(directory)
