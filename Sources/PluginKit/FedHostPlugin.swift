@@ -103,6 +103,15 @@ public struct PluginHost: @unchecked Sendable {
   }
 }
 
+/// A failed host callback as a plugin error: `what` and the host's message (its `last_error`
+/// for the callbacks' `ctx`), or the status when the host left none.
+func hostCallbackFailure(_ what: String, _ status: fhp_status,
+                         lastError: (@convention(c) (UnsafeMutableRawPointer?) -> UnsafePointer<CChar>?)?,
+                         ctx: UnsafeMutableRawPointer?) -> PluginFailure {
+  let text = lastError?(ctx).map { String(cString: $0) } ?? ""
+  return .host("\(what): \(text.isEmpty ? "status \(status)" : text)")
+}
+
 /// True when the member at `keyPath` lies within the struct's `struct_size` (FHP_HAS_MEMBER).
 func hasMember<Root, Member>(_ pointer: UnsafePointer<Root>, _ keyPath: KeyPath<Root, Member>, size structSize: Int)
   -> Bool
@@ -130,8 +139,7 @@ public struct InitializerServices {
   public var clientCount: Int { Int(ops.n_clients) }
 
   private func hostMessage(_ call: String, _ status: fhp_status) -> PluginFailure {
-    let text = ops.last_error?(ops.ctx).map { String(cString: $0) } ?? ""
-    return .host("\(call) failed: \(text.isEmpty ? "status \(status)" : text)")
+    hostCallbackFailure("\(call) failed", status, lastError: ops.last_error, ctx: ops.ctx)
   }
 
   /// Trains `weights` in place on a client's support split; returns the last epoch's loss.
@@ -187,8 +195,7 @@ public struct ClientServices {
   public var queryCount: Int { Int(clamping: ops.n_query) }
 
   private func hostMessage(_ call: String, _ status: fhp_status) -> PluginFailure {
-    let text = ops.last_error?(ops.ctx).map { String(cString: $0) } ?? ""
-    return .host("\(call) failed for client \(ops.client_id): \(text.isEmpty ? "status \(status)" : text)")
+    hostCallbackFailure("\(call) failed for client \(ops.client_id)", status, lastError: ops.last_error, ctx: ops.ctx)
   }
 
   /// Mean loss at `weights` over `rows` of `split` (nil: the whole split); the gradient goes

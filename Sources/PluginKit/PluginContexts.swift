@@ -42,8 +42,7 @@ public struct RoundContextView {
     var loss = 0.0
     let status = oracle(raw.ctx, client, &loss)
     guard status == PluginStatus.ok else {
-      let text = raw.last_error?(raw.ctx).map { String(cString: $0) } ?? ""
-      throw PluginFailure.host("client_loss(\(client)) failed: \(text.isEmpty ? "status \(status)" : text)")
+      throw hostCallbackFailure("client_loss(\(client)) failed", status, lastError: raw.last_error, ctx: raw.ctx)
     }
     return loss
   }
@@ -60,8 +59,7 @@ public struct RoundContextView {
     guard let report = raw.report_metric else { throw PluginFailure.host("the host offers no report_metric") }
     let status = key.withCString { report(raw.ctx, $0, value) }
     guard status == PluginStatus.ok else {
-      let text = raw.last_error?(raw.ctx).map { String(cString: $0) } ?? ""
-      throw PluginFailure.host("report_metric(\(key)) failed: \(text.isEmpty ? "status \(status)" : text)")
+      throw hostCallbackFailure("report_metric(\(key)) failed", status, lastError: raw.last_error, ctx: raw.ctx)
     }
   }
 }

@@ -109,7 +109,7 @@ public final class FederationEngine: @unchecked Sendable {
       })
     let next = ParameterVector(count: global.count)
     let outcome = try strategy.aggregator.aggregate(context, global: global, updates: updates, into: next)
-    if let bad = (0..<next.count).first(where: { !next[$0].isFinite }) {
+    if let bad = next.firstNonFiniteIndex {
       throw FederationError.strategy("\(strategy.aggregator.id): aggregate produced a non-finite element \(bad) in round \(round)")
     }
     return (next, outcome)
@@ -124,14 +124,23 @@ public final class FederationEngine: @unchecked Sendable {
     guard strategy.aggregator.supportsSelectClients, sampled.count < clients.count else { return sampled }
     let context = RoundContext(round: round, roundCount: roundCount, clientCount: clients.count,
                                sampled: sampled.map { UInt32($0) })
-    let counts = try (0..<clients.count).map { UInt64(try clients.data($0).train.count) }
     var trainers = TrainerCache()
-    let selection = ClientSelection(sampleCounts: counts) { [self] client in
+    let selection = ClientSelection(sampleCounts: try trainingRowCounts()) { [self] client in
       let index = Int(client)
       return try trainers.trainer(for: architecture(ofClient: index))
         .evaluate(localModel(global, client: index), on: clients.data(index).train).meanLoss
     }
     return try strategy.aggregator.selectClients(context, global: global, count: sampled.count, selection: selection)
+  }
+
+  /// Every client's training rows, read once: `chooseClients` offers them every round, and
+  /// reading them means loading every client's data. Only the round loop calls it.
+  private var rowCounts: [UInt64]?
+  private func trainingRowCounts() throws -> [UInt64] {
+    if let rowCounts { return rowCounts }
+    let counts = try (0..<clients.count).map { UInt64(try clients.data($0).train.count) }
+    rowCounts = counts
+    return counts
   }
 
   private func coverage(ofClient index: Int) -> CoverageMask? {

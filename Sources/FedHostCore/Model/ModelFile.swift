@@ -119,7 +119,7 @@ public enum ModelFile {
       featureNames = names.isEmpty ? nil : names
       guard offset == bytes.count else { throw failure("\(bytes.count - offset) bytes too many after the input names") }
     }
-    if let index = (0..<parameters.count).first(where: { !parameters[$0].isFinite }) {
+    if let index = parameters.firstNonFiniteIndex {
       throw failure("parameter \(index) is \(parameters[index]); a trained model holds only finite numbers")
     }
     return (architecture, parameters, featureNames)

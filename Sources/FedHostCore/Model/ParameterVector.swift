@@ -44,6 +44,21 @@ public final class ParameterVector: @unchecked Sendable {
     set { pointer[index] = newValue }
   }
 
+  /// The first element that is NaN or ±Inf, or nil. Scans in blocks with a branch-free test
+  /// per element (all exponent bits set), so the common all-finite case runs at memory speed.
+  public var firstNonFiniteIndex: Int? {
+    pointer.withMemoryRebound(to: UInt32.self, capacity: count) { bits in
+      let block = 4096
+      for start in stride(from: 0, to: count, by: block) {
+        let end = min(start + block, count)
+        var flagged: UInt32 = 0
+        for index in start..<end { flagged |= (~bits[index] & 0x7F80_0000) == 0 ? 1 : 0 }
+        if flagged != 0 { return (start..<end).first { (~bits[$0] & 0x7F80_0000) == 0 } }
+      }
+      return nil
+    }
+  }
+
   /// A new vector with the same contents.
   public func copy() -> ParameterVector {
     let result = ParameterVector(count: count)

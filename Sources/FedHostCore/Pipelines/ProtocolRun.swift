@@ -30,7 +30,7 @@ public struct RoundRecord: Sendable, Codable {
 
   /// Per reported key, its value in each of `rounds` (nil where a round lacks it); nil if none.
   static func metricCurves(_ rounds: [RoundRecord]) -> [String: [Double?]]? {
-    let keys = Set(rounds.flatMap { $0.strategyMetrics?.keys ?? [:].keys })
+    let keys = Set(rounds.flatMap { ($0.strategyMetrics ?? [:]).keys })
     guard !keys.isEmpty else { return nil }
     return Dictionary(uniqueKeysWithValues: keys.map { key in (key, rounds.map { $0.strategyMetrics?[key] }) })
   }

@@ -13,7 +13,7 @@ enum AggregateOutputCheck {
 
   /// Throws `badOutput` naming the first element left at the sentinel or not finite.
   static func verify(_ output: ParameterVector, weights: [Double], path: String, sharesSumToOne: Bool) throws {
-    if let index = firstNonFinite(output) {
+    if let index = output.firstNonFiniteIndex {
       let bits = output[index].bitPattern
       let problem = bits == sentinel ? "left out_global[\(index)] unwritten"
                                      : "wrote a non-finite out_global[\(index)] = \(output[index])"
@@ -33,21 +33,6 @@ enum AggregateOutputCheck {
     guard abs(total - 1) <= 1e-5 || total == 0 else {
       throw PluginError.badOutput(path: path, function: "aggregate",
                                   problem: "wrote out_weights summing to \(total), not 1 (shares of the result, ABI 1.2)")
-    }
-  }
-
-  /// Scans in blocks with a branch-free test per element (all exponent bits set: Inf or NaN),
-  /// so the common all-finite case runs at memory speed.
-  private static func firstNonFinite(_ vector: ParameterVector) -> Int? {
-    vector.pointer.withMemoryRebound(to: UInt32.self, capacity: vector.count) { bits in
-      let block = 4096
-      for start in stride(from: 0, to: vector.count, by: block) {
-        let end = min(start + block, vector.count)
-        var flagged: UInt32 = 0
-        for index in start..<end { flagged |= (~bits[index] & 0x7F80_0000) == 0 ? 1 : 0 }
-        if flagged != 0 { return (start..<end).first { (~bits[$0] & 0x7F80_0000) == 0 } }
-      }
-      return nil
     }
   }
 }

@@ -64,7 +64,7 @@ public struct LocalTraining: Sendable {
       return try runHostTraining(hook: hook, vectors: vectors, trainer: trainer, beat: beat)
     }
     if let auxUp {
-      if let bad = (0..<auxUp.count).first(where: { !auxUp[$0].isFinite }), let hook {
+      if let bad = auxUp.firstNonFiniteIndex, let hook {
         throw PluginError.badOutput(path: hook.library.path, function: "client hook",
                                     problem: "wrote a non-finite aux_up[\(bad)] = \(auxUp[bad]) for client \(clientID)")
       }

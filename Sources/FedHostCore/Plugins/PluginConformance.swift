@@ -201,7 +201,7 @@ public struct PluginConformance {
 
   private func checkFiniteAggregate() throws {
     let (output, weights) = try aggregate(makeUpdates(count: 3), seed: 1)
-    if let bad = (0..<output.count).first(where: { !output[$0].isFinite }) {
+    if let bad = output.firstNonFiniteIndex {
       throw ConformanceFailure("out_global[\(bad)] = \(output[bad])")
     }
     if let bad = weights.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
@@ -219,8 +219,8 @@ public struct PluginConformance {
 
   /// A plugin with both entry points must not depend on which one a host calls.
   private func checkBothEntryPoints() throws {
-    let probe = try library.makeInstance(configJSON: "{}")
-    guard probe.table.function(\.aggregate) != nil, probe.table.function(\.aggregate_round) != nil else { return }
+    let table = VtableView(library.vtable)
+    guard table.function(\.aggregate) != nil, table.function(\.aggregate_round) != nil else { return }
     let updates = makeUpdates(count: 3)
     var results: [(ParameterVector, [Double])] = []
     for minor in [UInt32(1), hostABIMinor] {
@@ -287,8 +287,8 @@ public struct PluginConformance {
     let updates = makeUpdates(count: 8, parameterCount: Self.parallelParameterCount)
     let (reference, referenceWeights) = try aggregate(
       updates, seed: 5, instance: try library.makeInstance(configJSON: "{\"seed\": 5}", threads: 1))
-    let probe = try library.makeInstance(configJSON: "{}")
-    let olderHosts = probe.table.function(\.aggregate) == nil ? [] : [(2, UInt32(0), "an ABI 1.0 host (no parallel_for)")]
+    let olderHosts = VtableView(library.vtable).function(\.aggregate) == nil
+      ? [] : [(2, UInt32(0), "an ABI 1.0 host (no parallel_for)")]
     for (threads, minor, host) in [(2, hostABIMinor, "2 host threads")] + olderHosts {
       let instance = try library.makeInstance(configJSON: "{\"seed\": 5}", threads: threads, hostABIMinor: minor)
       let result = Result { try aggregate(updates, seed: 5, instance: instance) }
@@ -316,7 +316,7 @@ public struct PluginConformance {
     if let changed = (n / 2..<n).first(where: { output[$0].bitPattern != global[$0].bitPattern }) {
       throw ConformanceFailure("element \(changed), covered by no client, changed from \(global[changed]) to \(output[changed])")
     }
-    if let bad = (0..<n).first(where: { !output[$0].isFinite }) {
+    if let bad = output.firstNonFiniteIndex {
       throw ConformanceFailure("out_global[\(bad)] = \(output[bad])")
     }
   }
@@ -398,7 +398,7 @@ public struct PluginConformance {
     let (first, firstCalls) = try runOnce()
     let (second, secondCalls) = try runOnce()
     guard !firstCalls.isEmpty else { throw ConformanceFailure("initialize never called train_client") }
-    if let bad = (0..<first.count).first(where: { !first[$0].isFinite }) {
+    if let bad = first.firstNonFiniteIndex {
       throw ConformanceFailure("weights[\(bad)] = \(first[bad])")
     }
     guard firstCalls == secondCalls else { throw ConformanceFailure("call order differs under the same seed") }
@@ -421,17 +421,16 @@ public struct PluginConformance {
       let auxUp = ParameterVector(count: auxUpLength)
       let vectors = ClientVectors(coverage: nil, auxDown: auxDown.count == 0 ? nil : UnsafeBufferPointer(auxDown.buffer),
                                   auxUp: auxUp.count == 0 ? nil : auxUp.buffer)
-      defer {
-        withExtendedLifetime((auxDown, auxUp)) {}
-      }
-      if instance.supportsAdjustGradientInContext {
+      defer { withExtendedLifetime((auxDown, auxUp)) {} }
+      if instance.supportsAdjustGradient {
         for index in 0..<result.count { result[index] = Float(index % 5) * 0.01 }
-        try instance.adjustGradient(context: clientContext, vectors: vectors, local: local.pointer, global: global.pointer,
-                                    gradient: result.pointer)
-      } else if instance.supportsAdjustGradient {
-        for index in 0..<result.count { result[index] = Float(index % 5) * 0.01 }
-        try instance.adjustGradient(clientID: 1, local: local.pointer, global: global.pointer,
-                                    gradient: result.pointer, count: result.count)
+        if instance.supportsAdjustGradientInContext {
+          try instance.adjustGradient(context: clientContext, vectors: vectors, local: local.pointer, global: global.pointer,
+                                      gradient: result.pointer)
+        } else {
+          try instance.adjustGradient(clientID: 1, local: local.pointer, global: global.pointer,
+                                      gradient: result.pointer, count: result.count)
+        }
       } else {
         // A quadratic local objective ½‖w − target‖², its gradient w − target.
         let services = ClientServices(
@@ -450,13 +449,13 @@ public struct PluginConformance {
         withContext.context = (clientContext, vectors)
         try instance.trainLocal(weights: result.buffer, services: withContext)
       }
-      if let bad = (0..<auxUp.count).first(where: { !auxUp[$0].isFinite }) {
+      if let bad = auxUp.firstNonFiniteIndex {
         throw ConformanceFailure("aux_up[\(bad)] = \(auxUp[bad])")
       }
       return result
     }
     let serial = try hookOnce()
-    if let bad = (0..<serial.count).first(where: { !serial[$0].isFinite }) {
+    if let bad = serial.firstNonFiniteIndex {
       throw ConformanceFailure("element \(bad) = \(serial[bad])")
     }
     let results = ConcurrentResults(count: 2)

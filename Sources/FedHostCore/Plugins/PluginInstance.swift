@@ -199,7 +199,7 @@ public final class PluginInstance: @unchecked Sendable {
     try check(try calls.prepareClient(context: context, clientID: clientID, global: global.pointer,
                                       count: UInt64(global.count), auxDown: auxDown.pointer,
                                       length: UInt64(auxDown.count)), "prepare_client")
-    if let bad = (0..<auxDown.count).first(where: { !auxDown[$0].isFinite }) {
+    if let bad = auxDown.firstNonFiniteIndex {
       throw PluginError.badOutput(path: library.path, function: "prepare_client",
                                   problem: "wrote a non-finite aux_down[\(bad)] = \(auxDown[bad]) for client \(clientID)")
     }

@@ -167,7 +167,7 @@ private final class ServerSession: @unchecked Sendable {
         global: arena[offset(3), as: Float.self], count: values[1], updates: values[2] == 0 ? nil : table,
         updateCount: UInt32(truncatingIfNeeded: values[2]), output: arena[offset(6), as: Float.self],
         weights: values[5] == UInt64.max ? nil : arena[offset(5), as: Double.self])
-      return done(status, payload: status == statusOK ? Array((try? JSONEncoder().encode(metrics)) ?? Data("{}".utf8)) : [])
+      return done(status, payload: Array((try? JSONEncoder().encode(metrics)) ?? Data("{}".utf8)))
     case .prepareClient:
       guard let context = try? JSONDecoder().decode(RoundContext.self, from: Data(request.payload)) else {
         return malformed("prepare_client")
