@@ -76,6 +76,24 @@ struct PluginABI12Tests {
     #expect(reports[0] == reports[1])
   }
 
+  /// What a 1.2 plugin hands back is checked in process and isolated alike: the strategy fails
+  /// with one line naming the call and the bad value, and the run exits 1.
+  @Test(arguments: [("BAD_SHARES", "aggregate returned OK but wrote out_weights summing to 2.0, not 1"),
+                    ("NAN_AUX_DOWN", "prepare_client returned OK but wrote a non-finite aux_down[0] = nan for client 1"),
+                    ("NAN_AUX_UP", "client hook returned OK but wrote a non-finite aux_up[7] = nan for client 1"),
+                    ("SELECT_TWICE", "select_clients returned OK but chose client 1 twice")])
+  func aBadResultOfA12CallIsOneLineNamingIt(flag: String, message: String) throws {
+    let probe = try compilePlugin(contextProbeSource, name: "Probe" + flag, in: directory, flags: ["-D" + flag])
+    for isolation in ["none", "process"] {
+      let out = directory + "/bad-\(flag)-\(isolation)"
+      let run = try compare(probe, isolation: isolation, out: out, extra: ["--clients-per-round", "2", "--no-local-only"])
+      #expect(run.status == 1, "stderr: \(run.stderr)")
+      let failures = try String(contentsOfFile: out + "/report.md", encoding: .utf8).split(separator: "\n")
+        .filter { $0.contains("**failed**") }
+      #expect(failures.count == 1 && failures[0].contains(message), "\(failures)")
+    }
+  }
+
   @Test func auxiliaryVectorsWithoutAClientHookAreRefusedAtLoad() throws {
     let probe = try compilePlugin(contextProbeSource, name: "AggregatorOnly", in: directory, flags: ["-DAGGREGATOR_ONLY"])
     let run = try runHost(["plugins", "describe", probe])

@@ -12,6 +12,11 @@
  *                         client_lr, client_epochs, client_batch, client_round, client_n_params,
  *                         plus n_sampled and n_clients; logs one INFO line per round.
  *   -DAGGREGATOR_ONLY     declare the aux vectors without the client-hook kind (refused at load)
+ * and, for the host's checks of what a plugin hands back:
+ *   -DBAD_SHARES          out_weights of 1 each (not shares)
+ *   -DNAN_AUX_DOWN        prepare_client writes a NaN
+ *   -DNAN_AUX_UP          the client hook writes a NaN into aux_up
+ *   -DSELECT_TWICE        select_clients chooses the host's first sampled client for every slot
  */
 #include <math.h>
 #include <stdio.h>
@@ -47,6 +52,9 @@ static fhp_status prepare_client(fhp_instance *instance, const fhp_round_context
   if (aux_len != n) return fail(FHP_E_INVALID, "aux_down is not one vector of n_params");
   if (client_id >= round->n_clients) return fail(FHP_E_INVALID, "client id beyond the federation");
   for (uint64_t i = 0; i < aux_len; i++) aux_down[i] = (float)(client_id + 1000u * round->round);
+#ifdef NAN_AUX_DOWN
+  aux_down[0] = NAN;
+#endif
   return FHP_OK;
 }
 
@@ -61,6 +69,9 @@ static fhp_status adjust_in_context(fhp_instance *instance, const fhp_client_con
   client->aux_up[4] = (float)client->round;
   client->aux_up[5] = (float)n;
   client->aux_up[6] = n == client->n_params && client->aux_up_len == n && client->aux_down_len == n ? 1.0f : 0.0f;
+#ifdef NAN_AUX_UP
+  client->aux_up[7] = NAN;
+#endif
   return FHP_OK;
 }
 
@@ -77,7 +88,11 @@ static fhp_status aggregate_round(fhp_instance *instance, const fhp_round_contex
       return FHP_E_INVALID;
     }
     for (int j = 1; j < 7; j++) echoed[j] += up[j] / count;
+#ifdef BAD_SHARES
+    if (weights) weights[k] = 1.0;
+#else
     if (weights) weights[k] = 1.0 / count;
+#endif
   }
   for (uint64_t i = 0; i < n; i++) {
     double sum = 0;
@@ -115,6 +130,18 @@ static fhp_status aggregate_round(fhp_instance *instance, const fhp_round_contex
 #define PROBE_KINDS (FHP_KIND_AGGREGATOR | FHP_KIND_CLIENT_HOOK)
 #endif
 
+#ifdef SELECT_TWICE
+static fhp_status select_clients(fhp_instance *instance, const fhp_round_context *round, const float *global,
+                                 uint64_t n, uint32_t *out_ids, uint32_t n_select) {
+  (void)instance; (void)global; (void)n;
+  for (uint32_t k = 0; k < n_select; k++) out_ids[k] = round->sampled[0];
+  return FHP_OK;
+}
+#define PROBE_SELECT select_clients
+#else
+#define PROBE_SELECT NULL
+#endif
+
 static const fhp_descriptor descriptor = {
   sizeof(fhp_descriptor), FHP_ABI_MAJOR, FHP_ABI_MINOR, PROBE_KINDS,
   "org.fedhost.test.context-probe", "Context probe", "0.0.1", "Reports the ABI 1.2 contexts back (test fixture).",
@@ -123,7 +150,7 @@ static const fhp_descriptor descriptor = {
 static const fhp_vtable vtable = {
   .struct_size = sizeof(fhp_vtable), .create = create, .destroy = destroy, .last_error = last_error,
   .aggregate_round = aggregate_round, .prepare_client = prepare_client,
-  .adjust_gradient_in_context = adjust_in_context};
+  .adjust_gradient_in_context = adjust_in_context, .select_clients = PROBE_SELECT};
 
 FHP_EXPORT fhp_status fedhost_plugin_entry(uint32_t major, uint32_t minor, const fhp_descriptor **d,
                                            const fhp_vtable **v) {
